@@ -1,0 +1,123 @@
+// Package noise implements the WireGuard protocol: Noise_IKpsk2 handshakes,
+// cookies, transport keypairs and replay protection. It is pure: time and
+// randomness come from the caller, and nothing here starts a goroutine or
+// touches a socket.
+package noise
+
+import (
+	"crypto/subtle"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/crypto/curve25519"
+)
+
+// KeySize is the size of every WireGuard key.
+const KeySize = 32
+
+type (
+	// PrivateKey is a Curve25519 private key, clamped.
+	PrivateKey [KeySize]byte
+	// PublicKey is a Curve25519 public key.
+	PublicKey [KeySize]byte
+	// PresharedKey is the optional symmetric key mixed into the handshake.
+	PresharedKey [KeySize]byte
+)
+
+// ErrKeyFormat reports a key that is not 32 bytes of hex or base64.
+var ErrKeyFormat = errors.New("noise: key must be 32 bytes in hex (64 characters) or base64 (44 characters)")
+
+// GeneratePrivateKey reads a new private key from rand and clamps it.
+func GeneratePrivateKey(rand io.Reader) (PrivateKey, error) {
+	var k PrivateKey
+	if _, err := io.ReadFull(rand, k[:]); err != nil {
+		return PrivateKey{}, fmt.Errorf("noise: generating private key: %w", err)
+	}
+	k.clamp()
+	return k, nil
+}
+
+func (k *PrivateKey) clamp() {
+	k[0] &= 248
+	k[31] = (k[31] & 127) | 64
+}
+
+// PublicKey derives the public key of k.
+func (k PrivateKey) PublicKey() PublicKey {
+	var pub PublicKey
+	c := k
+	c.clamp()
+	curve25519.ScalarBaseMult((*[32]byte)(&pub), (*[32]byte)(&c))
+	return pub
+}
+
+// IsZero reports whether k is all zeros (the "unset" key).
+func (k PrivateKey) IsZero() bool { return isZero(k[:]) }
+
+// IsZero reports whether k is all zeros.
+func (k PublicKey) IsZero() bool { return isZero(k[:]) }
+
+// IsZero reports whether k is all zeros (no preshared key).
+func (k PresharedKey) IsZero() bool { return isZero(k[:]) }
+
+// Equal compares in constant time.
+func (k PublicKey) Equal(o PublicKey) bool { return subtle.ConstantTimeCompare(k[:], o[:]) == 1 }
+
+func isZero(b []byte) bool {
+	var acc byte
+	for _, x := range b {
+		acc |= x
+	}
+	return acc == 0
+}
+
+func (k PrivateKey) String() string   { return base64.StdEncoding.EncodeToString(k[:]) }
+func (k PublicKey) String() string    { return base64.StdEncoding.EncodeToString(k[:]) }
+func (k PresharedKey) String() string { return base64.StdEncoding.EncodeToString(k[:]) }
+
+// Hex returns the lowercase hex form used by the configuration protocol.
+func (k PrivateKey) Hex() string   { return hex.EncodeToString(k[:]) }
+func (k PublicKey) Hex() string    { return hex.EncodeToString(k[:]) }
+func (k PresharedKey) Hex() string { return hex.EncodeToString(k[:]) }
+
+// ParseKey decodes a 32-byte key written in hex (64 characters) or
+// standard base64 (44 characters).
+func ParseKey(s string) ([KeySize]byte, error) {
+	var out [KeySize]byte
+	switch len(s) {
+	case 2 * KeySize:
+		if _, err := hex.Decode(out[:], []byte(s)); err != nil {
+			return out, fmt.Errorf("%w: %v", ErrKeyFormat, err)
+		}
+		return out, nil
+	case base64.StdEncoding.EncodedLen(KeySize):
+		n, err := base64.StdEncoding.Decode(out[:], []byte(s))
+		if err != nil || n != KeySize {
+			return out, fmt.Errorf("%w: bad base64", ErrKeyFormat)
+		}
+		return out, nil
+	}
+	return out, fmt.Errorf("%w: got %d characters", ErrKeyFormat, len(s))
+}
+
+// ParsePrivateKey parses a private key (hex or base64). It is not clamped
+// here, so the all-zero "remove the key" value survives; X25519 clamps on use.
+func ParsePrivateKey(s string) (PrivateKey, error) {
+	b, err := ParseKey(s)
+	return PrivateKey(b), err
+}
+
+// ParsePublicKey parses a public key (hex or base64).
+func ParsePublicKey(s string) (PublicKey, error) {
+	b, err := ParseKey(s)
+	return PublicKey(b), err
+}
+
+// ParsePresharedKey parses a preshared key (hex or base64).
+func ParsePresharedKey(s string) (PresharedKey, error) {
+	b, err := ParseKey(s)
+	return PresharedKey(b), err
+}

@@ -1,0 +1,151 @@
+package transport
+
+import (
+	"errors"
+	"fmt"
+	"net/netip"
+	"sync"
+)
+
+// Network is an in-memory UDP network: Binds created from it exchange
+// datagrams by address without touching the kernel. A Filter may drop,
+// duplicate or delay datagrams to model a lossy path.
+type Network struct {
+	mu    sync.Mutex
+	binds map[netip.AddrPort]*memBind
+	// Filter, when set, is called for every datagram and returns how many
+	// copies to deliver (0 drops it). Set it before traffic flows.
+	Filter func(from, to netip.AddrPort, pkt []byte) int
+}
+
+// NewNetwork returns an empty in-memory network.
+func NewNetwork() *Network {
+	return &Network{binds: make(map[netip.AddrPort]*memBind)}
+}
+
+// NewBind returns a Bind that listens on addr within this network.
+func (n *Network) NewBind(addr netip.Addr) Bind {
+	return &memBind{net: n, addr: addr}
+}
+
+type datagram struct {
+	data []byte
+	from netip.AddrPort
+}
+
+type memBind struct {
+	net   *Network
+	addr  netip.Addr
+	mu    sync.Mutex
+	local netip.AddrPort
+	queue chan datagram
+	done  chan struct{}
+}
+
+const memQueueLen = 4096
+
+func (b *memBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.queue != nil {
+		return nil, 0, errors.New("transport: bind already open")
+	}
+	b.net.mu.Lock()
+	defer b.net.mu.Unlock()
+	if port == 0 {
+		for p := uint16(40000); p != 0; p++ {
+			if _, used := b.net.binds[netip.AddrPortFrom(b.addr, p)]; !used {
+				port = p
+				break
+			}
+		}
+	}
+	ap := netip.AddrPortFrom(b.addr, port)
+	if _, used := b.net.binds[ap]; used || port == 0 {
+		return nil, 0, fmt.Errorf("transport: address %v in use", ap)
+	}
+	b.local = ap
+	b.queue = make(chan datagram, memQueueLen)
+	b.done = make(chan struct{})
+	b.net.binds[ap] = b
+	queue, done := b.queue, b.done
+	recv := func(bufs [][]byte, sizes []int, eps []Endpoint) (int, error) {
+		var d datagram
+		select {
+		case d = <-queue:
+		case <-done:
+			return 0, ErrClosed
+		}
+		n := 0
+		for {
+			sizes[n] = copy(bufs[n], d.data)
+			eps[n] = Endpoint{Dst: d.from, Src: ap.Addr()}
+			n++
+			if n == len(bufs) {
+				return n, nil
+			}
+			select {
+			case d = <-queue:
+			default:
+				return n, nil
+			}
+		}
+	}
+	return []ReceiveFunc{recv}, port, nil
+}
+
+func (b *memBind) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.queue == nil {
+		return nil
+	}
+	b.net.mu.Lock()
+	delete(b.net.binds, b.local)
+	close(b.done)
+	b.queue, b.done = nil, nil
+	b.net.mu.Unlock()
+	return nil
+}
+
+func (b *memBind) SetMark(uint32) error { return nil }
+
+func (b *memBind) BatchSize() int { return 128 }
+
+// Send copies each datagram to the destination's queue. Like UDP, it drops
+// datagrams for unknown destinations or full queues silently.
+func (b *memBind) Send(bufs [][]byte, ep Endpoint) error {
+	b.mu.Lock()
+	from, open := b.local, b.queue != nil
+	b.mu.Unlock()
+	if !open {
+		return ErrClosed
+	}
+	b.net.mu.Lock()
+	var queue chan datagram
+	var done chan struct{}
+	if dst := b.net.binds[ep.Dst]; dst != nil {
+		queue, done = dst.queue, dst.done
+	}
+	filter := b.net.Filter
+	b.net.mu.Unlock()
+	if queue == nil {
+		return nil
+	}
+	for _, buf := range bufs {
+		copies := 1
+		if filter != nil {
+			copies = filter(from, ep.Dst, buf)
+		}
+		for range copies {
+			d := datagram{data: append([]byte(nil), buf...), from: from}
+			select {
+			case queue <- d:
+			case <-done:
+				return nil
+			default: // queue full: dropped, as UDP would
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,50 @@
+// Package tun is the packet edge of the device: the interface through which
+// plaintext IP packets enter and leave, with an in-memory implementation for
+// tests and rootless use, and a Linux implementation.
+package tun
+
+import "errors"
+
+// ErrClosed is returned by Read and Write after Close.
+var ErrClosed = errors.New("tun: device closed")
+
+// Event reports a change of the underlying interface.
+type Event int
+
+const (
+	// EventUp means the interface came up.
+	EventUp Event = 1 << iota
+	// EventDown means the interface went down.
+	EventDown
+	// EventMTUUpdate means the MTU changed; call MTU to read it.
+	EventMTUUpdate
+	// EventDeleted means the interface is gone; the device should shut down.
+	EventDeleted
+)
+
+// Device moves batches of IP packets. Buffers belong to the caller: Read
+// fills bufs[i][offset:] and sets sizes[i], and may not keep any of them;
+// Write sends bufs[i][offset:] and may not keep them after it returns. The
+// offset is headroom the caller reserves for its own headers (the WireGuard
+// transport header), so packets are encrypted and decrypted in place.
+// Implementations with offloads may also use bufs[i][:offset] as scratch
+// space for their own headers during Write.
+type Device interface {
+	// Read reads up to len(bufs) packets. It blocks until at least one is
+	// available and returns how many were read. A packet larger than its
+	// buffer is dropped (never truncated) and counted by the implementation.
+	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
+	// Write writes the packets and returns how many were written.
+	Write(bufs [][]byte, offset int) (n int, err error)
+	// MTU returns the interface MTU.
+	MTU() (int, error)
+	// Name returns the interface name.
+	Name() (string, error)
+	// Events delivers interface changes; it is closed by Close.
+	Events() <-chan Event
+	// BatchSize is the largest number of packets Read may return at once and
+	// the most Write handles efficiently.
+	BatchSize() int
+	// Close releases the device and unblocks Read and Write.
+	Close() error
+}
