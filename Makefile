@@ -1,0 +1,21 @@
+GO ?= go
+
+.PHONY: all build test vet demo bench fuzz
+
+all: build
+
+build:
+	$(GO) build -o gotatun ./cmd/gotatun
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); echo "gofmt: files above need formatting"; exit 1; }
+	$(GO) vet ./...
+
+# The test suite: formatting, vet, and every test with the race detector.
+# Linux end-to-end tests need root; they skip with a reason elsewhere and
+# fail when CI=true.
+test: vet
+	$(GO) test -race -timeout 25m ./...
+
+demo:
+	$(GO) run ./cmd/gotatun demo
