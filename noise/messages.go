@@ -235,6 +235,7 @@ var (
 	errTransportReceiver = fmt.Errorf("%w: transport message for another receiver index", ErrMalformed)
 	errTransportCounter  = fmt.Errorf("%w: transport message", ErrCounter)
 	errKeypairZeroed     = fmt.Errorf("%w: keypair has been zeroed", ErrState)
+	errTransportDecrypt  = fmt.Errorf("%w: transport message", ErrDecrypt)
 )
 
 // ParseTransportHeader reads the receiver index and counter of a transport

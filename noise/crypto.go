@@ -1,0 +1,130 @@
+package noise
+
+import (
+	"crypto/hmac"
+	"hash"
+
+	"golang.org/x/crypto/blake2s"
+	"golang.org/x/crypto/chacha20poly1305"
+	"golang.org/x/crypto/curve25519"
+)
+
+// Protocol names from the WireGuard whitepaper.
+const (
+	construction = "Noise_IKpsk2_25519_ChaChaPoly_BLAKE2s"
+	identifier   = "WireGuard v1 zx2c4 Jason@zx2c4.com"
+	labelMAC1    = "mac1----"
+	labelCookie  = "cookie--"
+)
+
+var (
+	// initialChainKey is HASH(CONSTRUCTION).
+	initialChainKey [blake2s.Size]byte
+	// initialHash is HASH(initialChainKey || IDENTIFIER).
+	initialHash [blake2s.Size]byte
+)
+
+func init() {
+	initialChainKey = blake2s.Sum256([]byte(construction))
+	mixHash(&initialHash, &initialChainKey, []byte(identifier))
+}
+
+func newBlake2s() hash.Hash {
+	h, err := blake2s.New256(nil)
+	if err != nil {
+		panic("noise: blake2s without a key cannot fail: " + err.Error())
+	}
+	return h
+}
+
+// hashOf computes HASH(a || b) into dst.
+func hashOf(dst *[blake2s.Size]byte, a, b []byte) {
+	h := newBlake2s()
+	h.Write(a)
+	h.Write(b)
+	h.Sum(dst[:0])
+}
+
+// mixHash sets dst = HASH(h || data). dst may be h.
+func mixHash(dst, h *[blake2s.Size]byte, data []byte) {
+	hashOf(dst, h[:], data)
+}
+
+// mac computes the keyed BLAKE2s-128 of data. key must be 16 or 32 bytes.
+func mac(dst *[macSize]byte, key []byte, data []byte) {
+	m, err := blake2s.New128(key)
+	if err != nil {
+		panic("noise: blake2s MAC key of invalid size: " + err.Error())
+	}
+	m.Write(data)
+	m.Sum(dst[:0])
+}
+
+// hmacOf computes HMAC-BLAKE2s(key, a || b) into dst.
+func hmacOf(dst *[blake2s.Size]byte, key, a, b []byte) {
+	m := hmac.New(newBlake2s, key)
+	m.Write(a)
+	m.Write(b)
+	m.Sum(dst[:0])
+}
+
+// kdf is the HKDF of the whitepaper: with T0 = HMAC(key, input),
+// out[0] = HMAC(T0, 0x1) and out[i] = HMAC(T0, out[i-1] || i+1).
+// The outputs may alias key.
+func kdf(key, input []byte, out ...*[blake2s.Size]byte) {
+	var prk, prev [blake2s.Size]byte
+	hmacOf(&prk, key, input, nil)
+	for i, o := range out {
+		ctr := []byte{byte(i + 1)}
+		if i == 0 {
+			hmacOf(&prev, prk[:], ctr, nil)
+		} else {
+			hmacOf(&prev, prk[:], prev[:], ctr)
+		}
+		*o = prev
+	}
+	setZero(prk[:])
+	setZero(prev[:])
+}
+
+// dh returns X25519(priv, pub) and fails if the result is all zeros, which
+// happens for low-order public keys.
+func dh(priv PrivateKey, pub PublicKey) ([KeySize]byte, error) {
+	var out [KeySize]byte
+	r, err := curve25519.X25519(priv[:], pub[:])
+	if err != nil {
+		return out, ErrInvalidKey
+	}
+	copy(out[:], r)
+	setZero(r)
+	return out, nil
+}
+
+var zeroNonce [chacha20poly1305.NonceSize]byte
+
+// aeadSeal encrypts plaintext with ChaCha20-Poly1305 under key with the
+// zero nonce (handshake keys are used once), appending to dst.
+func aeadSeal(dst []byte, key *[KeySize]byte, plaintext, ad []byte) []byte {
+	a, err := chacha20poly1305.New(key[:])
+	if err != nil {
+		panic("noise: chacha20poly1305 with a 32-byte key cannot fail: " + err.Error())
+	}
+	return a.Seal(dst, zeroNonce[:], plaintext, ad)
+}
+
+func aeadOpen(dst []byte, key *[KeySize]byte, ciphertext, ad []byte) ([]byte, error) {
+	a, err := chacha20poly1305.New(key[:])
+	if err != nil {
+		panic("noise: chacha20poly1305 with a 32-byte key cannot fail: " + err.Error())
+	}
+	out, err := a.Open(dst, zeroNonce[:], ciphertext, ad)
+	if err != nil {
+		return nil, ErrDecrypt
+	}
+	return out, nil
+}
+
+// setZero overwrites b with zeros.
+func setZero(b []byte) {
+	clear(b)
+}
