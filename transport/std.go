@@ -34,21 +34,7 @@ func (b *stdBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 	if b.v4 != nil || b.v6 != nil {
 		return nil, 0, errors.New("transport: bind already open")
 	}
-	var (
-		v4, v6 *net.UDPConn
-		actual uint16
-		err    error
-	)
-	tries := 1
-	if port == 0 {
-		tries = bindRetries
-	}
-	for range tries {
-		v4, v6, actual, err = listenPair(port)
-		if err == nil || !errors.Is(err, syscall.EADDRINUSE) || port != 0 {
-			break
-		}
-	}
+	v4, v6, actual, err := bindPair(listenStd, port)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -63,18 +49,40 @@ func (b *stdBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 	return fns, actual, nil
 }
 
-// listenPair binds an IPv4 and an IPv6 socket to port (0: the IPv4 socket
-// picks one and the IPv6 socket takes the same). A family the host does not
-// support is left out; if neither can be bound the error is returned.
-func listenPair(port uint16) (v4, v6 *net.UDPConn, actual uint16, err error) {
-	v4, err4 := net.ListenUDP("udp4", &net.UDPAddr{Port: int(port)})
+// bindPair calls listenPair, retrying when port is 0 and the port the IPv4
+// socket picked is already taken for IPv6.
+func bindPair(listen func(network string, port uint16) (*net.UDPConn, error), port uint16) (v4, v6 *net.UDPConn, actual uint16, err error) {
+	tries := 1
+	if port == 0 {
+		tries = bindRetries
+	}
+	for range tries {
+		v4, v6, actual, err = listenPair(listen, port)
+		if err == nil || !errors.Is(err, syscall.EADDRINUSE) {
+			break
+		}
+	}
+	return v4, v6, actual, err
+}
+
+// listenStd binds a wildcard UDP socket of network ("udp4" or "udp6").
+func listenStd(network string, port uint16) (*net.UDPConn, error) {
+	return net.ListenUDP(network, &net.UDPAddr{Port: int(port)})
+}
+
+// listenPair binds an IPv4 and an IPv6 socket to port with listen (0: the
+// IPv4 socket picks one and the IPv6 socket takes the same). A family the
+// host does not support is left out; if neither can be bound the error is
+// returned.
+func listenPair(listen func(network string, port uint16) (*net.UDPConn, error), port uint16) (v4, v6 *net.UDPConn, actual uint16, err error) {
+	v4, err4 := listen("udp4", port)
 	if err4 != nil && !familyUnsupported(err4) {
 		return nil, nil, 0, fmt.Errorf("transport: listen udp4 port %d: %w", port, err4)
 	}
 	if v4 != nil {
 		port = uint16(v4.LocalAddr().(*net.UDPAddr).Port)
 	}
-	v6, err6 := net.ListenUDP("udp6", &net.UDPAddr{Port: int(port)})
+	v6, err6 := listen("udp6", port)
 	if err6 != nil && !familyUnsupported(err6) {
 		if v4 != nil {
 			v4.Close()
