@@ -1,0 +1,363 @@
+// Package device is the WireGuard engine: it owns the peers and their
+// sessions, routes packets by their allowed IPs (cryptokey routing), runs
+// the protocol's timers and moves packets between a tun.Device and a
+// transport.Bind through batched, parallel pipelines.
+//
+// Goroutines: one TUN reader, one per receive function of the Bind, one
+// handshake worker, one TUN event watcher and GOMAXPROCS crypto workers,
+// whatever the number of peers. Per-peer ordered work is done by the
+// workers; per-peer timers are Clock timers, which run no goroutine while
+// waiting.
+//
+// Lock order: Device.cfgMu, then Device.peersMu, then the peer's locks
+// (see Peer).
+package device
+
+import (
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"gotatun/device/allowedips"
+	"gotatun/device/ratelimit"
+	"gotatun/noise"
+	"gotatun/transport"
+	"gotatun/tun"
+)
+
+// ErrClosed is returned by methods of a closed Device.
+var ErrClosed = errors.New("device: closed")
+
+// Options are the parts a Device is built from.
+type Options struct {
+	// TUN is the packet side; the Device closes it on Close.
+	TUN tun.Device
+	// Bind is the UDP side; the Device opens it in New and closes it on
+	// Close.
+	Bind transport.Bind
+	// Logger receives the device's logs; nil discards them.
+	Logger *slog.Logger
+	// Clock drives every timer; nil is the real clock.
+	Clock Clock
+	// Rand supplies sender indices, ephemeral keys and timer jitter; nil
+	// is crypto/rand.
+	Rand io.Reader
+}
+
+const (
+	// handshakeQueueLen bounds the handshake messages waiting to be
+	// processed; more than an eighth of it waiting means "under load".
+	handshakeQueueLen = 1024
+	// workQueueLen bounds the batches waiting for a crypto worker.
+	workQueueLen = 1024
+	// batchCap is the most packets one batch carries.
+	batchCap = 128
+	// defaultMTU is used when the TUN device cannot tell its MTU.
+	defaultMTU = 1420
+	// minBufMTU is the smallest MTU buffers are sized for, so that peers
+	// with the common 1500 (or smaller) MTU always fit.
+	minBufMTU = 1500
+)
+
+// Device is a WireGuard interface.
+type Device struct {
+	log   *slog.Logger
+	clock Clock
+	rand  io.Reader // safe for concurrent use
+	tun   tun.Device
+	bind  transport.Bind
+
+	mtu       atomic.Int32
+	bufSize   int
+	bindBatch int
+	bufPool   sync.Pool
+	batchPool sync.Pool
+
+	cfgMu      sync.Mutex // serialises Apply, State and Close
+	listenPort uint16
+	fwmark     uint32
+
+	peersMu sync.RWMutex
+	peers   map[noise.PublicKey]*Peer
+
+	ident   atomic.Pointer[identity]
+	allowed *allowedips.Table[*Peer]
+	indices *indexTable
+	limiter *ratelimit.Limiter
+
+	workQ          chan *batch
+	hsQ            chan hsMsg
+	underLoadUntil atomic.Int64 // unix nanoseconds
+	forceUnderLoad atomic.Bool  // tests: demand cookies regardless of load
+	lastSweep      time.Time    // handshake worker only
+
+	done      chan struct{}
+	closing   atomic.Bool
+	closeOnce sync.Once
+	wg        sync.WaitGroup // long-lived goroutines
+	recvWG    sync.WaitGroup // receive goroutines of the open Bind
+
+	cbMu     sync.Mutex // guards cbClosed and cbWG.Add
+	cbClosed bool
+	cbWG     sync.WaitGroup // timer callbacks running
+
+	stats deviceStats
+}
+
+// deviceStats counts dropped and notable packets.
+type deviceStats struct {
+	badOutbound      atomic.Uint64
+	noRoute          atomic.Uint64
+	noEndpoint       atomic.Uint64
+	stagedDropped    atomic.Uint64
+	badInbound       atomic.Uint64
+	unknownIndex     atomic.Uint64
+	handshakeDropped atomic.Uint64
+	decryptFailed    atomic.Uint64
+	replayed         atomic.Uint64
+	badInner         atomic.Uint64
+	disallowedSrc    atomic.Uint64
+	badMAC           atomic.Uint64
+	badHandshake     atomic.Uint64
+	rateLimited      atomic.Uint64
+	cookiesSent      atomic.Uint64
+	cookiesReceived  atomic.Uint64
+	initiationsSent  atomic.Uint64
+}
+
+// lockedReader makes a reader safe for concurrent use.
+type lockedReader struct {
+	mu sync.Mutex
+	r  io.Reader
+}
+
+func (l *lockedReader) Read(b []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.r.Read(b)
+}
+
+// New builds a Device, opens its Bind on a free port and starts its
+// goroutines. It has no private key and no peers until Apply gives them.
+func New(opts Options) (*Device, error) {
+	if opts.TUN == nil {
+		return nil, errors.New("device: Options.TUN is nil")
+	}
+	if opts.Bind == nil {
+		return nil, errors.New("device: Options.Bind is nil")
+	}
+	d := &Device{
+		log:     opts.Logger,
+		clock:   opts.Clock,
+		tun:     opts.TUN,
+		bind:    opts.Bind,
+		peers:   make(map[noise.PublicKey]*Peer),
+		allowed: allowedips.New[*Peer](),
+		workQ:   make(chan *batch, workQueueLen),
+		hsQ:     make(chan hsMsg, handshakeQueueLen),
+		done:    make(chan struct{}),
+	}
+	if d.log == nil {
+		d.log = slog.New(slog.DiscardHandler)
+	}
+	if d.clock == nil {
+		d.clock = RealClock{}
+	}
+	r := opts.Rand
+	if r == nil {
+		r = rand.Reader
+	}
+	d.rand = &lockedReader{r: r}
+	d.indices = newIndexTable(d.rand)
+	d.limiter = ratelimit.New(d.clock.Now)
+
+	mtu, err := d.tun.MTU()
+	if err != nil || mtu <= 0 {
+		mtu = defaultMTU
+	}
+	d.mtu.Store(int32(mtu))
+	d.bufSize = bufSizeFor(mtu)
+	size := d.bufSize
+	d.bufPool.New = func() any { return &buffer{b: make([]byte, size)} }
+	d.batchPool.New = func() any {
+		return &batch{elems: make([]elem, 0, batchCap), bufs: make([][]byte, 0, batchCap)}
+	}
+	d.bindBatch = max(1, min(d.bind.BatchSize(), batchCap))
+
+	fns, port, err := d.bind.Open(0)
+	if err != nil {
+		return nil, fmt.Errorf("device: opening UDP bind: %w", err)
+	}
+	d.listenPort = port
+	d.startReceivers(fns)
+
+	workers := runtime.GOMAXPROCS(0)
+	d.wg.Add(3 + workers)
+	go d.routineReadTUN()
+	go d.routineHandshake()
+	go d.routineTUNEvents()
+	for range workers {
+		go d.worker()
+	}
+	return d, nil
+}
+
+// bufSizeFor sizes packet buffers: headroom, the MTU (at least minBufMTU),
+// padding slack and the tag, rounded up to 64 bytes.
+func bufSizeFor(mtu int) int {
+	n := headroom + max(mtu, minBufMTU) + 16 + tagSize
+	return (n + 63) &^ 63
+}
+
+func (d *Device) startReceivers(fns []transport.ReceiveFunc) {
+	d.recvWG.Add(len(fns))
+	for _, fn := range fns {
+		go d.routineReceive(fn)
+	}
+}
+
+// routineTUNEvents follows the TUN device's MTU.
+func (d *Device) routineTUNEvents() {
+	defer d.wg.Done()
+	events := d.tun.Events()
+	for {
+		select {
+		case ev, ok := <-events:
+			if !ok {
+				return
+			}
+			if ev&tun.EventMTUUpdate != 0 {
+				mtu, err := d.tun.MTU()
+				if err != nil || mtu <= 0 {
+					continue
+				}
+				// Padding may not grow past what the buffers hold.
+				limit := d.bufSize - headroom - tagSize - 16
+				if mtu > limit {
+					d.log.Warn("TUN MTU larger than packet buffers; packets above the old size are dropped", "mtu", mtu, "limit", limit)
+					mtu = limit
+				}
+				d.mtu.Store(int32(mtu))
+			}
+		case <-d.done:
+			return
+		}
+	}
+}
+
+// send hands datagrams to the Bind.
+func (d *Device) send(bufs [][]byte, ep transport.Endpoint) error {
+	return d.bind.Send(bufs, ep)
+}
+
+// backoff pauses a reader after an unexpected error and reports whether
+// the device is closing.
+func (d *Device) backoff() bool {
+	select {
+	case <-d.done:
+		return true
+	case <-time.After(10 * time.Millisecond):
+		return d.closing.Load()
+	}
+}
+
+// enterCallback registers a running timer callback; it fails once the
+// device is closing.
+func (d *Device) enterCallback() bool {
+	d.cbMu.Lock()
+	defer d.cbMu.Unlock()
+	if d.cbClosed {
+		return false
+	}
+	d.cbWG.Add(1)
+	return true
+}
+
+func (d *Device) exitCallback() { d.cbWG.Done() }
+
+// Close stops the device: it closes the TUN device and the Bind, stops
+// every timer and waits for every goroutine it started.
+func (d *Device) Close() error {
+	d.closeOnce.Do(func() {
+		d.cfgMu.Lock()
+		d.closing.Store(true)
+		close(d.done)
+		d.cbMu.Lock()
+		d.cbClosed = true
+		d.cbMu.Unlock()
+		d.bind.Close()
+		d.tun.Close()
+		d.peersMu.RLock()
+		for _, p := range d.peers {
+			p.stopTimers()
+		}
+		d.peersMu.RUnlock()
+		d.cfgMu.Unlock()
+		d.recvWG.Wait()
+		d.wg.Wait()
+		d.cbWG.Wait()
+	})
+	return nil
+}
+
+// State returns the device's configuration and counters. Peers are in no
+// particular order.
+func (d *Device) State() State {
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
+	s := State{ListenPort: d.listenPort, FirewallMark: d.fwmark}
+	if id := d.ident.Load(); id != nil {
+		s.PrivateKey, s.PublicKey = id.priv, id.pub
+	}
+	d.peersMu.RLock()
+	peers := make([]*Peer, 0, len(d.peers))
+	for _, p := range d.peers {
+		peers = append(peers, p)
+	}
+	d.peersMu.RUnlock()
+	s.Peers = make([]PeerState, 0, len(peers))
+	for _, p := range peers {
+		s.Peers = append(s.Peers, p.state())
+	}
+	return s
+}
+
+// PeerState returns the state of the peer with the given key.
+func (d *Device) PeerState(pub noise.PublicKey) (PeerState, bool) {
+	p := d.peer(pub)
+	if p == nil {
+		return PeerState{}, false
+	}
+	return p.state(), true
+}
+
+func (d *Device) peer(pub noise.PublicKey) *Peer {
+	d.peersMu.RLock()
+	defer d.peersMu.RUnlock()
+	return d.peers[pub]
+}
+
+// LocalPort returns the UDP port the device listens on.
+func (d *Device) LocalPort() uint16 {
+	d.cfgMu.Lock()
+	defer d.cfgMu.Unlock()
+	return d.listenPort
+}
+
+// endpointOf returns a peer's current endpoint address, for tests and
+// diagnostics.
+func (d *Device) endpointOf(pub noise.PublicKey) netip.AddrPort {
+	if p := d.peer(pub); p != nil {
+		if ep, ok := p.getEndpoint(); ok {
+			return ep.Dst
+		}
+	}
+	return netip.AddrPort{}
+}

@@ -1,0 +1,302 @@
+package device
+
+import (
+	"encoding/binary"
+	"time"
+
+	"gotatun/noise"
+	"gotatun/transport"
+)
+
+// identity is the device's static key with what is derived from it.
+type identity struct {
+	priv    noise.PrivateKey
+	pub     noise.PublicKey
+	id      *noise.Identity
+	checker *noise.CookieChecker
+}
+
+// underLoadFor is how long the device keeps demanding cookies after its
+// handshake queue was last found filling up.
+const underLoadFor = time.Second
+
+// initiate sends a handshake initiation to the peer. Outside retries
+// (retry false) it restarts the Rekey-Attempt-Time count, and it never
+// sends more than one initiation per Rekey-Timeout.
+func (p *Peer) initiate(retry bool) {
+	d := p.d
+	if p.removed.Load() || d.closing.Load() {
+		return
+	}
+	now := d.clock.Now()
+	if !retry {
+		p.timerEvent(func(now time.Time) { p.timers.firstAttempt = now })
+	}
+	p.hsMu.Lock()
+	if p.hs == nil {
+		p.hsMu.Unlock()
+		return
+	}
+	if !p.lastInitSent.IsZero() && now.Sub(p.lastInitSent) < noise.RekeyTimeout {
+		p.hsMu.Unlock()
+		return
+	}
+	idx, ent, err := d.indices.add(p)
+	if err != nil {
+		p.hsMu.Unlock()
+		d.log.Error("handshake initiation", "peer", p.short(), "err", err)
+		return
+	}
+	msg, err := p.hs.CreateInitiation(now, idx, d.rand)
+	if err != nil {
+		d.indices.remove(idx, ent)
+		p.hsMu.Unlock()
+		d.log.Error("handshake initiation", "peer", p.short(), "err", err)
+		return
+	}
+	p.dropHandshakeIndexLocked()
+	p.hsIndex, p.hsEntry = idx, ent
+	p.lastInitSent = now
+	p.hsMu.Unlock()
+
+	buf := make([]byte, noise.MessageInitiationSize)
+	msg.MarshalTo(buf)
+	p.cookie.AddMACs(buf, now)
+	d.log.Debug("sending handshake initiation", "peer", p.short(), "retry", retry)
+	p.sendHandshake(buf)
+	d.stats.initiationsSent.Add(1)
+	p.timersAnyAuthenticatedPacketSent()
+	p.timersHandshakeInitiated(retry)
+}
+
+// sendHandshake sends one handshake message to the peer's endpoint.
+func (p *Peer) sendHandshake(msg []byte) {
+	ep, ok := p.getEndpoint()
+	if !ok {
+		p.d.log.Debug("no endpoint for handshake message", "peer", p.short())
+		return
+	}
+	if err := p.d.send([][]byte{msg}, ep); err != nil {
+		p.d.log.Debug("sending handshake message", "peer", p.short(), "err", err)
+		return
+	}
+	p.txBytes.Add(uint64(len(msg)))
+}
+
+// routineHandshake processes handshake messages one at a time.
+func (d *Device) routineHandshake() {
+	defer d.wg.Done()
+	for {
+		select {
+		case m := <-d.hsQ:
+			d.handleHandshake(m.buf.b[:m.n], m.ep)
+			d.putBuf(m.buf)
+		case <-d.done:
+			return
+		}
+	}
+}
+
+// underLoad reports whether handshake messages must carry a valid mac2.
+func (d *Device) underLoad(now time.Time) bool {
+	if d.forceUnderLoad.Load() {
+		return true
+	}
+	if len(d.hsQ) >= cap(d.hsQ)/8 {
+		d.underLoadUntil.Store(now.Add(underLoadFor).UnixNano())
+		return true
+	}
+	return now.UnixNano() < d.underLoadUntil.Load()
+}
+
+// handleHandshake processes one initiation, response or cookie reply.
+// Sizes were checked by the receiver.
+func (d *Device) handleHandshake(msg []byte, ep transport.Endpoint) {
+	now := d.clock.Now()
+	if now.Sub(d.lastSweep) >= time.Second {
+		d.lastSweep = now
+		d.limiter.Sweep()
+	}
+	typ := binary.LittleEndian.Uint32(msg[:4])
+	if typ == noise.MessageCookieReplyType {
+		var r noise.MessageCookieReply
+		if r.Unmarshal(msg) != nil {
+			d.stats.badInbound.Add(1)
+			return
+		}
+		e := d.indices.lookup(r.Receiver)
+		if e == nil {
+			d.stats.unknownIndex.Add(1)
+			return
+		}
+		if err := e.peer.cookie.ConsumeReply(&r, now); err != nil {
+			d.log.Debug("bad cookie reply", "peer", e.peer.short(), "err", err)
+			return
+		}
+		d.stats.cookiesReceived.Add(1)
+		return
+	}
+	id := d.ident.Load()
+	if id == nil {
+		return
+	}
+	if !id.checker.CheckMAC1(msg) {
+		d.stats.badMAC.Add(1)
+		return
+	}
+	if d.underLoad(now) {
+		if !id.checker.CheckMAC2(msg, ep.Dst, now) {
+			sender := binary.LittleEndian.Uint32(msg[4:8])
+			reply, err := id.checker.CreateReply(msg, sender, ep.Dst, now)
+			if err != nil {
+				d.log.Debug("creating cookie reply", "err", err)
+				return
+			}
+			buf := make([]byte, noise.MessageCookieReplySize)
+			reply.MarshalTo(buf)
+			if err := d.send([][]byte{buf}, ep); err == nil {
+				d.stats.cookiesSent.Add(1)
+			}
+			return
+		}
+		if !d.limiter.Allow(ep.Dst.Addr()) {
+			d.stats.rateLimited.Add(1)
+			return
+		}
+	}
+	switch typ {
+	case noise.MessageInitiationType:
+		d.handleInitiation(id, msg, ep, now)
+	case noise.MessageResponseType:
+		d.handleResponse(msg, ep, now)
+	}
+}
+
+func (d *Device) handleInitiation(id *identity, msg []byte, ep transport.Endpoint, now time.Time) {
+	var m noise.MessageInitiation
+	if m.Unmarshal(msg) != nil {
+		d.stats.badInbound.Add(1)
+		return
+	}
+	var p *Peer
+	lookup := func(pub noise.PublicKey) *noise.Handshake {
+		d.peersMu.RLock()
+		found := d.peers[pub]
+		d.peersMu.RUnlock()
+		if found == nil {
+			return nil
+		}
+		found.hsMu.Lock()
+		hs := found.hs
+		found.hsMu.Unlock()
+		if hs != nil {
+			p = found
+		}
+		return hs
+	}
+	hs, err := noise.ConsumeInitiation(id.id, &m, lookup, now)
+	if err != nil {
+		d.stats.badHandshake.Add(1)
+		d.log.Debug("rejected handshake initiation", "from", ep.Dst, "err", err)
+		return
+	}
+	if p == nil || p.removed.Load() {
+		return
+	}
+	p.hsMu.Lock()
+	if p.hs != hs {
+		p.hsMu.Unlock()
+		return
+	}
+	idx, ent, err := d.indices.add(p)
+	if err != nil {
+		p.hsMu.Unlock()
+		d.log.Error("handshake response", "peer", p.short(), "err", err)
+		return
+	}
+	resp, err := hs.CreateResponse(now, idx, d.rand)
+	if err != nil {
+		d.indices.remove(idx, ent)
+		p.hsMu.Unlock()
+		d.log.Debug("handshake response", "peer", p.short(), "err", err)
+		return
+	}
+	p.dropHandshakeIndexLocked()
+	kp, err := hs.BeginSession(now)
+	if err != nil {
+		d.indices.remove(idx, ent)
+		p.hsMu.Unlock()
+		d.log.Debug("deriving session", "peer", p.short(), "err", err)
+		return
+	}
+	ent.keypair.Store(kp)
+	evicted := p.keypairs.Install(kp)
+	p.hsMu.Unlock()
+	p.discard(evicted)
+
+	p.setEndpoint(ep)
+	p.rxBytes.Add(uint64(len(msg)))
+	p.timersAnyAuthenticatedPacketReceived()
+
+	buf := make([]byte, noise.MessageResponseSize)
+	resp.MarshalTo(buf)
+	p.cookie.AddMACs(buf, now)
+	d.log.Debug("answering handshake initiation", "peer", p.short())
+	p.sendHandshake(buf)
+	p.timersSessionDerived()
+	p.timersAnyAuthenticatedPacketSent()
+}
+
+func (d *Device) handleResponse(msg []byte, ep transport.Endpoint, now time.Time) {
+	var m noise.MessageResponse
+	if m.Unmarshal(msg) != nil {
+		d.stats.badInbound.Add(1)
+		return
+	}
+	e := d.indices.lookup(m.Receiver)
+	if e == nil || e.keypair.Load() != nil {
+		d.stats.unknownIndex.Add(1)
+		return
+	}
+	p := e.peer
+	p.hsMu.Lock()
+	if p.hsEntry != e || p.hs == nil || p.removed.Load() {
+		p.hsMu.Unlock()
+		return
+	}
+	if err := p.hs.ConsumeResponse(&m, now); err != nil {
+		p.hsMu.Unlock()
+		d.stats.badHandshake.Add(1)
+		d.log.Debug("rejected handshake response", "peer", p.short(), "err", err)
+		return
+	}
+	kp, err := p.hs.BeginSession(now)
+	if err != nil {
+		p.hsMu.Unlock()
+		d.log.Debug("deriving session", "peer", p.short(), "err", err)
+		return
+	}
+	e.keypair.Store(kp)
+	p.hsEntry = nil
+	evicted := p.keypairs.Install(kp)
+	p.hsMu.Unlock()
+	p.discard(evicted)
+
+	d.log.Debug("handshake complete", "peer", p.short())
+	p.setEndpoint(ep)
+	p.rxBytes.Add(uint64(len(msg)))
+	p.timersAnyAuthenticatedPacketReceived()
+	p.timersSessionDerived()
+	p.timersHandshakeComplete()
+	// Confirm the session to the responder: with staged data, or else a
+	// keepalive.
+	p.sendKeepalive()
+}
+
+// discard releases and wipes keypairs that left the rotation.
+func (p *Peer) discard(kps []*noise.Keypair) {
+	p.releaseKeypairs(kps)
+	for _, kp := range kps {
+		kp.Zero()
+	}
+}

@@ -1,0 +1,270 @@
+package device
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"gotatun/noise"
+	"gotatun/transport"
+)
+
+// hsMsg is a handshake message waiting for the handshake worker.
+type hsMsg struct {
+	buf *buffer
+	n   int
+	ep  transport.Endpoint
+}
+
+// receiver is the state of one receive goroutine.
+type receiver struct {
+	d       *Device
+	holders []*buffer
+	bufs    [][]byte
+	sizes   []int
+	eps     []transport.Endpoint
+	pending []*batch // one open inbound batch per peer seen in this read
+}
+
+func (d *Device) newReceiver() *receiver {
+	n := d.bindBatch
+	r := &receiver{
+		d:       d,
+		holders: make([]*buffer, n),
+		bufs:    make([][]byte, n),
+		sizes:   make([]int, n),
+		eps:     make([]transport.Endpoint, n),
+		pending: make([]*batch, 0, 8),
+	}
+	for i := range r.holders {
+		r.holders[i] = d.getBuf()
+		r.bufs[i] = r.holders[i].b
+	}
+	return r
+}
+
+// routineReceive reads datagrams from one receive function until the bind
+// closes.
+func (d *Device) routineReceive(fn transport.ReceiveFunc) {
+	defer d.recvWG.Done()
+	r := d.newReceiver()
+	defer r.release()
+	for {
+		n, err := fn(r.bufs, r.sizes, r.eps)
+		if err != nil {
+			if d.closing.Load() || errors.Is(err, transport.ErrClosed) {
+				return
+			}
+			d.log.Debug("UDP receive failed", "err", err)
+			if d.backoff() {
+				return
+			}
+			continue
+		}
+		r.handle(n)
+	}
+}
+
+func (r *receiver) release() {
+	for i, h := range r.holders {
+		r.d.putBuf(h)
+		r.holders[i] = nil
+	}
+}
+
+// takeBuf hands buffer i on to a later stage and puts a fresh one in its
+// place.
+func (r *receiver) takeBuf(i int) *buffer {
+	b := r.holders[i]
+	r.holders[i] = r.d.getBuf()
+	r.bufs[i] = r.holders[i].b
+	return b
+}
+
+// handle sorts n received datagrams by type: handshake messages to the
+// handshake queue, transport data to per-peer batches for decryption.
+func (r *receiver) handle(n int) {
+	d := r.d
+	for i := range n {
+		size := r.sizes[i]
+		if size < 4 || size > len(r.bufs[i]) {
+			d.stats.badInbound.Add(1)
+			continue
+		}
+		msg := r.bufs[i][:size]
+		typ := binary.LittleEndian.Uint32(msg[:4])
+		switch typ {
+		case noise.MessageInitiationType, noise.MessageResponseType, noise.MessageCookieReplyType:
+			if !handshakeSizeOK(typ, size) {
+				d.stats.badInbound.Add(1)
+				continue
+			}
+			m := hsMsg{buf: r.holders[i], n: size, ep: r.eps[i]}
+			select {
+			case d.hsQ <- m:
+				r.takeBuf(i)
+			default:
+				d.stats.handshakeDropped.Add(1)
+			}
+		case noise.MessageTransportType:
+			if size < noise.MessageTransportOverhead {
+				d.stats.badInbound.Add(1)
+				continue
+			}
+			idx := binary.LittleEndian.Uint32(msg[4:8])
+			ent := d.indices.lookup(idx)
+			if ent == nil {
+				d.stats.unknownIndex.Add(1)
+				continue
+			}
+			kp := ent.keypair.Load()
+			if kp == nil {
+				d.stats.unknownIndex.Add(1)
+				continue
+			}
+			b := r.batchFor(ent.peer)
+			b.elems = append(b.elems, elem{buf: r.takeBuf(i), n: size, kp: kp, ep: r.eps[i]})
+			if len(b.elems) == cap(b.elems) {
+				r.flushPeer(ent.peer)
+			}
+		default:
+			d.stats.badInbound.Add(1)
+		}
+	}
+	for i, b := range r.pending {
+		b.peer.inQ.push(b)
+		d.dispatch(b, false)
+		r.pending[i] = nil
+	}
+	r.pending = r.pending[:0]
+}
+
+func handshakeSizeOK(typ uint32, size int) bool {
+	switch typ {
+	case noise.MessageInitiationType:
+		return size == noise.MessageInitiationSize
+	case noise.MessageResponseType:
+		return size == noise.MessageResponseSize
+	case noise.MessageCookieReplyType:
+		return size == noise.MessageCookieReplySize
+	}
+	return false
+}
+
+// batchFor returns the open batch of p in this read, starting one if needed.
+func (r *receiver) batchFor(p *Peer) *batch {
+	for _, b := range r.pending {
+		if b.peer == p {
+			return b
+		}
+	}
+	b := r.d.getBatch()
+	b.peer = p
+	r.pending = append(r.pending, b)
+	return b
+}
+
+// flushPeer sends p's full batch on its way now.
+func (r *receiver) flushPeer(p *Peer) {
+	for i, b := range r.pending {
+		if b.peer == p {
+			last := len(r.pending) - 1
+			r.pending[i] = r.pending[last]
+			r.pending[last] = nil
+			r.pending = r.pending[:last]
+			p.inQ.push(b)
+			r.d.dispatch(b, false)
+			return
+		}
+	}
+}
+
+// decrypt opens every packet of an inbound batch in place.
+func (d *Device) decrypt(b *batch) {
+	now := d.clock.Now()
+	for i := range b.elems {
+		e := &b.elems[i]
+		if now.Sub(e.kp.Created) >= noise.RejectAfterTime {
+			continue
+		}
+		msg := e.buf.b[:e.n]
+		pt, ctr, err := e.kp.OpenTransport(msg[headroom:headroom], msg)
+		if err != nil || ctr >= noise.RejectAfterMessages {
+			continue
+		}
+		e.plen = len(pt)
+		e.counter = ctr
+		e.ok = true
+	}
+}
+
+// finishInbound completes a decrypted batch in the peer's order: replay
+// check, key rotation, roaming, the allowed-IPs source check, counters and
+// timers, then one TUN write.
+func (d *Device) finishInbound(b *batch) {
+	p := b.peer
+	if p.removed.Load() {
+		d.releaseBatch(b)
+		return
+	}
+	var (
+		rotated, any, data bool
+		lastEP             transport.Endpoint
+		rx                 uint64
+	)
+	for i := range b.elems {
+		e := &b.elems[i]
+		if !e.ok {
+			d.stats.decryptFailed.Add(1)
+			continue
+		}
+		if !e.kp.AcceptCounter(e.counter) {
+			d.stats.replayed.Add(1)
+			continue
+		}
+		if r, evicted := p.keypairs.Received(e.kp); r {
+			rotated = true
+			p.discard(evicted)
+		}
+		any = true
+		lastEP = e.ep
+		rx += uint64(e.n)
+		if e.plen == 0 {
+			continue // keepalive
+		}
+		pkt := e.buf.b[headroom : headroom+e.plen]
+		src, total, ok := ipSrcAndLen(pkt)
+		if !ok || total > len(pkt) {
+			d.stats.badInner.Add(1)
+			continue
+		}
+		if owner, ok := d.allowed.Lookup(src); !ok || owner != p {
+			d.stats.disallowedSrc.Add(1)
+			continue
+		}
+		data = true
+		b.bufs = append(b.bufs, e.buf.b[:headroom+total])
+	}
+	if any {
+		p.setEndpoint(lastEP)
+		p.rxBytes.Add(rx)
+		p.timersAnyAuthenticatedPacketReceived()
+		if rotated {
+			p.timersHandshakeComplete()
+		}
+		if data {
+			p.timersDataReceived()
+		}
+	}
+	if len(b.bufs) > 0 {
+		if _, err := d.tun.Write(b.bufs, headroom); err != nil {
+			d.log.Debug("TUN write failed", "err", err)
+		}
+	}
+	d.releaseBatch(b)
+	if rotated {
+		p.sendStaged(true)
+	}
+	if any && p.lastMinuteHandshake(p.keypairs.Current(), d.clock.Now()) {
+		p.initiate(false)
+	}
+}

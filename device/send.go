@@ -1,0 +1,190 @@
+package device
+
+import (
+	"errors"
+	"net/netip"
+
+	"gotatun/noise"
+	"gotatun/tun"
+)
+
+// ipDst returns the destination address of an IPv4 or IPv6 packet.
+func ipDst(pkt []byte) (netip.Addr, bool) {
+	if len(pkt) == 0 {
+		return netip.Addr{}, false
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) < 20 {
+			return netip.Addr{}, false
+		}
+		return netip.AddrFrom4([4]byte(pkt[16:20])), true
+	case 6:
+		if len(pkt) < 40 {
+			return netip.Addr{}, false
+		}
+		return netip.AddrFrom16([16]byte(pkt[24:40])), true
+	}
+	return netip.Addr{}, false
+}
+
+// ipSrcAndLen returns the source address and the total length the header
+// claims of an IPv4 or IPv6 packet.
+func ipSrcAndLen(pkt []byte) (netip.Addr, int, bool) {
+	if len(pkt) == 0 {
+		return netip.Addr{}, 0, false
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) < 20 {
+			return netip.Addr{}, 0, false
+		}
+		n := int(pkt[2])<<8 | int(pkt[3])
+		if n < 20 {
+			return netip.Addr{}, 0, false
+		}
+		return netip.AddrFrom4([4]byte(pkt[12:16])), n, true
+	case 6:
+		if len(pkt) < 40 {
+			return netip.Addr{}, 0, false
+		}
+		n := 40 + (int(pkt[4])<<8 | int(pkt[5]))
+		return netip.AddrFrom16([16]byte(pkt[8:24])), n, true
+	}
+	return netip.Addr{}, 0, false
+}
+
+// readLen is how much of a buffer a TUN read may fill after the headroom,
+// leaving room for padding and the authentication tag.
+func (d *Device) readLen() int {
+	return d.bufSize - headroom - noise.MessageTransportOverhead
+}
+
+// routineReadTUN reads plaintext packets from the TUN device, routes them
+// by destination and hands them to their peers.
+func (d *Device) routineReadTUN() {
+	defer d.wg.Done()
+	n := d.tun.BatchSize()
+	if n < 1 {
+		n = 1
+	}
+	holders := make([]*buffer, n)
+	bufs := make([][]byte, n)
+	sizes := make([]int, n)
+	peers := make([]*Peer, n)
+	rl := headroom + d.readLen()
+	for i := range holders {
+		holders[i] = d.getBuf()
+		bufs[i] = holders[i].b[:rl]
+	}
+	for {
+		cnt, err := d.tun.Read(bufs, sizes, headroom)
+		if err != nil {
+			if d.closing.Load() || errors.Is(err, tun.ErrClosed) {
+				return
+			}
+			d.log.Debug("TUN read failed", "err", err)
+			if d.backoff() {
+				return
+			}
+			continue
+		}
+		for i := range cnt {
+			pkt := bufs[i][headroom : headroom+sizes[i]]
+			dst, ok := ipDst(pkt)
+			if !ok {
+				d.stats.badOutbound.Add(1)
+				continue
+			}
+			p, ok := d.allowed.Lookup(dst)
+			if !ok {
+				d.stats.noRoute.Add(1)
+				continue
+			}
+			peers[i] = p
+		}
+		for i := range cnt {
+			p := peers[i]
+			if p == nil {
+				continue
+			}
+			p.stageMu.Lock()
+			for j := i; j < cnt; j++ {
+				if peers[j] != p {
+					continue
+				}
+				p.stageLocked(elem{buf: holders[j], n: sizes[j]})
+				holders[j] = d.getBuf()
+				bufs[j] = holders[j].b[:rl]
+				peers[j] = nil
+			}
+			p.stageMu.Unlock()
+			if !p.removed.Load() {
+				p.sendStaged(false)
+			} else {
+				p.dropStaged()
+			}
+		}
+	}
+}
+
+// encrypt pads and seals every packet of an outbound batch in place.
+func (d *Device) encrypt(b *batch) {
+	mtu := int(d.mtu.Load())
+	for i := range b.elems {
+		e := &b.elems[i]
+		buf := e.buf.b
+		padded := noise.PaddedLen(e.n, mtu)
+		if headroom+padded+tagSize > len(buf) {
+			padded = e.n
+		}
+		clear(buf[headroom+e.n : headroom+padded])
+		msg := b.kp.SealTransport(buf, buf[headroom:headroom+padded], e.counter)
+		e.plen = len(msg)
+		e.ok = msg != nil
+	}
+}
+
+// finishOutbound sends an encrypted batch, in the peer's order.
+func (d *Device) finishOutbound(b *batch) {
+	p := b.peer
+	ep, haveEP := p.getEndpoint()
+	if p.removed.Load() || !haveEP {
+		d.stats.noEndpoint.Add(uint64(len(b.elems)))
+		d.releaseBatch(b)
+		return
+	}
+	var bytes uint64
+	data := false
+	for i := range b.elems {
+		e := &b.elems[i]
+		if !e.ok {
+			continue
+		}
+		b.bufs = append(b.bufs, e.buf.b[:e.plen])
+		bytes += uint64(e.plen)
+		if e.n > 0 {
+			data = true
+		}
+	}
+	if len(b.bufs) > 0 {
+		if err := d.send(b.bufs, ep); err != nil {
+			d.log.Debug("send failed", "peer", p.short(), "err", err)
+		} else {
+			p.txBytes.Add(bytes)
+		}
+		p.timersAnyAuthenticatedPacketSent()
+		if data {
+			p.timersDataSent()
+		}
+	}
+	d.releaseBatch(b)
+}
+
+// releaseBatch recycles a batch and its buffers.
+func (d *Device) releaseBatch(b *batch) {
+	for i := range b.elems {
+		d.putBuf(b.elems[i].buf)
+	}
+	d.putBatch(b)
+}
