@@ -284,8 +284,8 @@ func (m *memTUN) Write(bufs [][]byte, offset int) (int, error) {
 	return len(bufs), nil
 }
 
-func (m *memTUN) MTU() (int, error)         { return m.mtu, nil }
-func (m *memTUN) Name() (string, error)     { return "wg-test", nil }
+func (m *memTUN) MTU() (int, error)        { return m.mtu, nil }
+func (m *memTUN) Name() (string, error)    { return "wg-test", nil }
 func (m *memTUN) Events() <-chan tun.Event { return m.events }
 func (m *memTUN) BatchSize() int           { return 128 }
 func (m *memTUN) Close() error {
