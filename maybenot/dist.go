@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 )
 
 // DistType is the type of a distribution; the values are the serialized
@@ -471,4 +472,39 @@ func truncToU64(x float64) uint64 {
 		return math.MaxUint64
 	}
 	return uint64(x)
+}
+
+// String prints the distribution readably, e.g.
+// "Uniform(low 0, high 10) start 5 max 8"; start and max are shown when
+// non-zero.
+func (d Dist) String() string {
+	if int(d.Type) >= distTypeCount {
+		return d.Type.String()
+	}
+	var b []byte
+	b = append(b, d.Type.String()...)
+	b = append(b, '(')
+	if d.Type == DistBinomial {
+		b = append(b, "trials "...)
+		b = strconv.AppendUint(b, d.Trials, 10)
+		b = append(b, ", "...)
+	}
+	for i, name := range distParamNames[d.Type] {
+		if i > 0 {
+			b = append(b, ", "...)
+		}
+		b = append(b, name...)
+		b = append(b, ' ')
+		b = strconv.AppendFloat(b, d.param(i), 'g', -1, 64)
+	}
+	b = append(b, ')')
+	if d.Start != 0 {
+		b = append(b, " start "...)
+		b = strconv.AppendFloat(b, d.Start, 'g', -1, 64)
+	}
+	if d.Max != 0 {
+		b = append(b, " max "...)
+		b = strconv.AppendFloat(b, d.Max, 'g', -1, 64)
+	}
+	return string(b)
 }
