@@ -37,8 +37,17 @@ func newBlake2s() hash.Hash {
 	return h
 }
 
-// hashOf computes HASH(a || b) into dst.
+// hashOf computes HASH(a || b) into dst. Short inputs, which are all the
+// handshake uses, are hashed from a stack buffer without allocating.
 func hashOf(dst *[blake2s.Size]byte, a, b []byte) {
+	var buf [128]byte
+	if len(a)+len(b) <= len(buf) {
+		n := copy(buf[:], a)
+		n += copy(buf[n:], b)
+		*dst = blake2s.Sum256(buf[:n])
+		setZero(buf[:n])
+		return
+	}
 	h := newBlake2s()
 	h.Write(a)
 	h.Write(b)
@@ -60,12 +69,40 @@ func mac(dst *[macSize]byte, key []byte, data []byte) {
 	m.Sum(dst[:0])
 }
 
-// hmacOf computes HMAC-BLAKE2s(key, a || b) into dst.
+// hmacOf computes HMAC-BLAKE2s(key, a || b) into dst (RFC 2104 with
+// BLAKE2s-256 and its 64-byte block). The short inputs of the handshake are
+// processed on the stack.
 func hmacOf(dst *[blake2s.Size]byte, key, a, b []byte) {
-	m := hmac.New(newBlake2s, key)
-	m.Write(a)
-	m.Write(b)
-	m.Sum(dst[:0])
+	const block = blake2s.BlockSize
+	if len(key) > block || len(a)+len(b) > block {
+		m := hmac.New(newBlake2s, key)
+		m.Write(a)
+		m.Write(b)
+		m.Sum(dst[:0])
+		return
+	}
+	var buf [block + block]byte
+	for i := range block {
+		var k byte
+		if i < len(key) {
+			k = key[i]
+		}
+		buf[i] = k ^ 0x36
+	}
+	n := block + copy(buf[block:], a)
+	n += copy(buf[n:], b)
+	inner := blake2s.Sum256(buf[:n])
+	for i := range block {
+		var k byte
+		if i < len(key) {
+			k = key[i]
+		}
+		buf[i] = k ^ 0x5c
+	}
+	copy(buf[block:], inner[:])
+	*dst = blake2s.Sum256(buf[:block+blake2s.Size])
+	setZero(buf[:])
+	setZero(inner[:])
 }
 
 // kdf is the HKDF of the whitepaper: with T0 = HMAC(key, input),
@@ -75,11 +112,11 @@ func kdf(key, input []byte, out ...*[blake2s.Size]byte) {
 	var prk, prev [blake2s.Size]byte
 	hmacOf(&prk, key, input, nil)
 	for i, o := range out {
-		ctr := []byte{byte(i + 1)}
+		ctr := [1]byte{byte(i + 1)}
 		if i == 0 {
-			hmacOf(&prev, prk[:], ctr, nil)
+			hmacOf(&prev, prk[:], ctr[:], nil)
 		} else {
-			hmacOf(&prev, prk[:], prev[:], ctr)
+			hmacOf(&prev, prk[:], prev[:], ctr[:])
 		}
 		*o = prev
 	}
