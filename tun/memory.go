@@ -12,8 +12,8 @@ type Memory struct {
 	name      string
 	mtu       int
 	batchSize int
-	in        chan []byte // packets waiting to be Read
-	out       chan []byte // packets Written, for the owner
+	in        chan *[]byte // packets waiting to be Read
+	out       chan []byte  // packets Written, for the owner
 	events    chan Event
 	closed    chan struct{}
 	closeOnce sync.Once
@@ -30,12 +30,13 @@ func NewMemory(name string, mtu, queueLen int) *Memory {
 		name:      name,
 		mtu:       mtu,
 		batchSize: 128,
-		in:        make(chan []byte, queueLen),
+		in:        make(chan *[]byte, queueLen),
 		out:       make(chan []byte, queueLen),
 		events:    make(chan Event, 4),
 		closed:    make(chan struct{}),
 	}
-	m.pool.New = func() any { b := make([]byte, 0, 65535); return &b }
+	bufCap := mtu + 64
+	m.pool.New = func() any { b := make([]byte, 0, bufCap); return &b }
 	m.events <- EventUp
 	return m
 }
@@ -44,9 +45,9 @@ func NewMemory(name string, mtu, queueLen int) *Memory {
 // blocks while the queue is full and fails after Close.
 func (m *Memory) Inject(pkt []byte) error {
 	bp := m.pool.Get().(*[]byte)
-	b := append((*bp)[:0], pkt...)
+	*bp = append((*bp)[:0], pkt...)
 	select {
-	case m.in <- b:
+	case m.in <- bp:
 		return nil
 	case <-m.closed:
 		return ErrClosed
@@ -62,37 +63,33 @@ func (m *Memory) Recycle(b []byte) { m.pool.Put(&b) }
 
 // Read implements Device.
 func (m *Memory) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	var first []byte
-	select {
-	case first = <-m.in:
-	case <-m.closed:
-		return 0, ErrClosed
-	}
 	n := 0
-	for pkt := first; ; {
-		if len(pkt) <= len(bufs[n])-offset {
-			sizes[n] = copy(bufs[n][offset:], pkt)
-			n++
-		}
-		m.pool.Put(&pkt)
-		if n == len(bufs) {
-			return n, nil
-		}
+	for n == 0 {
+		// Block for the first packet, then take what is already queued.
+		var bp *[]byte
 		select {
-		case pkt = <-m.in:
-			continue
-		default:
-		}
-		if n > 0 {
-			return n, nil
-		}
-		// Every packet so far was too large: wait for another.
-		select {
-		case pkt = <-m.in:
+		case bp = <-m.in:
 		case <-m.closed:
 			return 0, ErrClosed
 		}
+		for {
+			if pkt := *bp; len(pkt) <= len(bufs[n])-offset {
+				sizes[n] = copy(bufs[n][offset:], pkt)
+				n++
+			} // else: too large for the buffer, dropped
+			m.pool.Put(bp)
+			if n == len(bufs) {
+				return n, nil
+			}
+			select {
+			case bp = <-m.in:
+				continue
+			default:
+			}
+			break
+		}
 	}
+	return n, nil
 }
 
 // Write implements Device. It blocks while the outbound queue is full.

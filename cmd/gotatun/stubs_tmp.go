@@ -7,11 +7,6 @@ import (
 
 // Placeholders until each subcommand lands; each file that implements one
 // removes its line here.
-func runDemo(args []string, stdout, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "gotatun: demo: not built yet")
-	return 1
-}
-
 func runDaemon(args []string, stdout, stderr io.Writer) int {
 	fmt.Fprintln(stderr, "gotatun: daemon: not built yet")
 	return 1
