@@ -401,4 +401,3 @@ func FuzzCoalesce(f *testing.F) {
 		}
 	})
 }
-
