@@ -20,7 +20,7 @@ type testLine struct {
 	s       string
 }
 
-func readMachineFile(t *testing.T, name string) []testLine {
+func readMachineFile(t testing.TB, name string) []testLine {
 	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", name))
 	if err != nil {

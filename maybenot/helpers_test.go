@@ -23,7 +23,7 @@ func compressForTest(t testing.TB, raw []byte) string {
 // synthetic returns machine i of machines-synthetic.txt.
 func synthetic(t testing.TB, i int) Machine {
 	t.Helper()
-	lines := readMachineFile(t.(*testing.T), "machines-synthetic.txt")
+	lines := readMachineFile(t, "machines-synthetic.txt")
 	m, err := ParseMachine(lines[i].s)
 	if err != nil {
 		t.Fatal(err)
