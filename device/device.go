@@ -92,8 +92,11 @@ type Device struct {
 	indices *indexTable
 	limiter *ratelimit.Limiter
 
-	workQ          chan *batch
-	hsQ            chan hsMsg
+	workQ chan *batch
+	hsQ   chan hsMsg
+	// pending counts handshake messages and batches accepted but not
+	// yet finished.
+	pending        atomic.Int64
 	underLoadUntil atomic.Int64 // unix nanoseconds
 	forceUnderLoad atomic.Bool  // tests: demand cookies regardless of load
 	lastSweep      time.Time    // handshake worker only
@@ -130,6 +133,7 @@ type deviceStats struct {
 	cookiesSent      atomic.Uint64
 	cookiesReceived  atomic.Uint64
 	initiationsSent  atomic.Uint64
+	rxDatagrams      atomic.Uint64
 }
 
 // lockedReader makes a reader safe for concurrent use.

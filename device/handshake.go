@@ -63,10 +63,11 @@ func (p *Peer) initiate(retry bool) {
 	msg.MarshalTo(buf)
 	p.cookie.AddMACs(buf, now)
 	d.log.Debug("sending handshake initiation", "peer", p.short(), "retry", retry)
-	p.sendHandshake(buf)
-	d.stats.initiationsSent.Add(1)
+	// Timers first: the response may arrive before the send returns.
 	p.timersAnyAuthenticatedPacketSent()
 	p.timersHandshakeInitiated(retry)
+	d.stats.initiationsSent.Add(1)
+	p.sendHandshake(buf)
 }
 
 // sendHandshake sends one handshake message to the peer's endpoint.
@@ -91,6 +92,7 @@ func (d *Device) routineHandshake() {
 		case m := <-d.hsQ:
 			d.handleHandshake(m.buf.b[:m.n], m.ep)
 			d.putBuf(m.buf)
+			d.pending.Add(-1)
 		case <-d.done:
 			return
 		}
@@ -242,9 +244,9 @@ func (d *Device) handleInitiation(id *identity, msg []byte, ep transport.Endpoin
 	resp.MarshalTo(buf)
 	p.cookie.AddMACs(buf, now)
 	d.log.Debug("answering handshake initiation", "peer", p.short())
-	p.sendHandshake(buf)
 	p.timersSessionDerived()
 	p.timersAnyAuthenticatedPacketSent()
+	p.sendHandshake(buf)
 }
 
 func (d *Device) handleResponse(msg []byte, ep transport.Endpoint, now time.Time) {

@@ -4,12 +4,17 @@ import (
 	"bytes"
 	"encoding/binary"
 	"io"
+	"log/slog"
 	"math/rand/v2"
 	"net/netip"
+	"os"
+	"reflect"
 	"runtime"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+	"unsafe"
 
 	"gotatun/noise"
 	"gotatun/transport"
@@ -50,6 +55,9 @@ func newNode(t testing.TB, nw *transport.Network, addr string, port uint16, cloc
 	a := netip.MustParseAddr(addr)
 	b := nw.NewBind(a)
 	opts := Options{TUN: tn, Bind: b, Rand: r}
+	if os.Getenv("DEVICE_TEST_LOG") != "" {
+		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("dev", addr)
+	}
 	if clock != nil {
 		opts.Clock = clock
 	}
@@ -207,6 +215,9 @@ func checkGoroutines(t testing.TB, before int) {
 	}
 }
 
+// idle reports whether every injected packet has been handled.
+func (m *memTUN) idle() bool { return m.injected.Load() == m.done.Load() }
+
 // memTUN is an in-memory tun.Device for these tests (tun.Memory's Read
 // recycles a buffer that is still in use; see the package notes).
 type memTUN struct {
@@ -215,6 +226,10 @@ type memTUN struct {
 	events    chan tun.Event
 	closed    chan struct{}
 	closeOnce sync.Once
+	// injected counts Inject calls; done counts packets whose Read batch
+	// the reader has finished (it came back for more).
+	injected, done atomic.Int64
+	lastRead       int64
 }
 
 func newMemTUN(mtu, queueLen int) *memTUN {
@@ -230,6 +245,7 @@ func newMemTUN(mtu, queueLen int) *memTUN {
 }
 
 func (m *memTUN) Inject(pkt []byte) error {
+	m.injected.Add(1)
 	select {
 	case m.in <- append([]byte(nil), pkt...):
 		return nil
@@ -241,14 +257,16 @@ func (m *memTUN) Inject(pkt []byte) error {
 func (m *memTUN) Outbound() <-chan []byte { return m.out }
 func (m *memTUN) Recycle([]byte)          {}
 
-func (m *memTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+func (m *memTUN) Read(bufs [][]byte, sizes []int, offset int) (n int, err error) {
+	m.done.Add(m.lastRead)
+	m.lastRead = 0
+	defer func() { m.lastRead = int64(n) }()
 	var pkt []byte
 	select {
 	case pkt = <-m.in:
 	case <-m.closed:
 		return 0, tun.ErrClosed
 	}
-	n := 0
 	for {
 		if len(pkt) <= len(bufs[n])-offset {
 			sizes[n] = copy(bufs[n][offset:], pkt)
@@ -294,4 +312,15 @@ func (m *memTUN) Close() error {
 		close(m.events)
 	})
 	return nil
+}
+
+// setSendCounter moves a keypair's send counter, to reach the message
+// limits without sending 2^60 packets.
+func setSendCounter(t testing.TB, kp *noise.Keypair, v uint64) {
+	t.Helper()
+	f := reflect.ValueOf(kp).Elem().FieldByName("sendCounter")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[atomic.Uint64]() {
+		t.Fatal("noise.Keypair has no sendCounter atomic.Uint64 field")
+	}
+	(*atomic.Uint64)(unsafe.Pointer(f.UnsafeAddr())).Store(v)
 }

@@ -168,6 +168,7 @@ func (p *Peer) sendStaged(fromWorker bool) {
 		}
 		// The peer's queue order is fixed here, under stageMu, so it
 		// matches the counter order; the work queue may reorder freely.
+		d.pending.Add(1)
 		p.outQ.push(b)
 		if first == nil {
 			first = b

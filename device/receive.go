@@ -99,10 +99,12 @@ func (r *receiver) handle(n int) {
 				continue
 			}
 			m := hsMsg{buf: r.holders[i], n: size, ep: r.eps[i]}
+			d.pending.Add(1)
 			select {
 			case d.hsQ <- m:
 				r.takeBuf(i)
 			default:
+				d.pending.Add(-1)
 				d.stats.handshakeDropped.Add(1)
 			}
 		case noise.MessageTransportType:
@@ -131,11 +133,13 @@ func (r *receiver) handle(n int) {
 		}
 	}
 	for i, b := range r.pending {
+		d.pending.Add(1)
 		b.peer.inQ.push(b)
 		d.dispatch(b, false)
 		r.pending[i] = nil
 	}
 	r.pending = r.pending[:0]
+	d.stats.rxDatagrams.Add(uint64(n))
 }
 
 func handshakeSizeOK(typ uint32, size int) bool {
@@ -171,6 +175,7 @@ func (r *receiver) flushPeer(p *Peer) {
 			r.pending[i] = r.pending[last]
 			r.pending[last] = nil
 			r.pending = r.pending[:last]
+			r.d.pending.Add(1)
 			p.inQ.push(b)
 			r.d.dispatch(b, false)
 			return
@@ -201,6 +206,7 @@ func (d *Device) decrypt(b *batch) {
 // check, key rotation, roaming, the allowed-IPs source check, counters and
 // timers, then one TUN write.
 func (d *Device) finishInbound(b *batch) {
+	defer d.pending.Add(-1)
 	p := b.peer
 	if p.removed.Load() {
 		d.releaseBatch(b)

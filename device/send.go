@@ -147,6 +147,7 @@ func (d *Device) encrypt(b *batch) {
 
 // finishOutbound sends an encrypted batch, in the peer's order.
 func (d *Device) finishOutbound(b *batch) {
+	defer d.pending.Add(-1)
 	p := b.peer
 	ep, haveEP := p.getEndpoint()
 	if p.removed.Load() || !haveEP {
@@ -168,14 +169,15 @@ func (d *Device) finishOutbound(b *batch) {
 		}
 	}
 	if len(b.bufs) > 0 {
+		// Timers first: the answer may arrive before Send returns.
+		p.timersAnyAuthenticatedPacketSent()
+		if data {
+			p.timersDataSent()
+		}
 		if err := d.send(b.bufs, ep); err != nil {
 			d.log.Debug("send failed", "peer", p.short(), "err", err)
 		} else {
 			p.txBytes.Add(bytes)
-		}
-		p.timersAnyAuthenticatedPacketSent()
-		if data {
-			p.timersDataSent()
 		}
 	}
 	d.releaseBatch(b)
