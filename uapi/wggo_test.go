@@ -12,8 +12,8 @@ import (
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 )
 
-// reference is a wireguard-go device, never brought up (so no socket is
-// bound), used to check that a transaction is accepted or refused, and
+// reference is a wireguard-go device on a bind without sockets, used to
+// check that a transaction is accepted or refused, and
 // with which errno, exactly as wireguard-go decides.
 type reference struct {
 	dev *wgdevice.Device
@@ -22,10 +22,26 @@ type reference struct {
 func newReference(tb testing.TB) *reference {
 	tb.Helper()
 	tn := tuntest.NewChannelTUN()
-	d := wgdevice.NewDevice(tn.TUN(), conn.NewDefaultBind(), wgdevice.NewLogger(wgdevice.LogLevelSilent, ""))
+	d := wgdevice.NewDevice(tn.TUN(), noSocketBind{conn.NewStdNetBind()}, wgdevice.NewLogger(wgdevice.LogLevelSilent, ""))
 	tb.Cleanup(d.Close)
 	return &reference{dev: d}
 }
+
+// noSocketBind parses endpoints as wireguard-go's default bind does but
+// opens no socket, so a listen_port line never fails for a reason outside
+// the transaction.
+type noSocketBind struct{ conn.Bind }
+
+func (noSocketBind) Open(port uint16) ([]conn.ReceiveFunc, uint16, error) {
+	if port == 0 {
+		port = 1
+	}
+	return nil, port, nil
+}
+func (noSocketBind) Close() error                       { return nil }
+func (noSocketBind) SetMark(uint32) error               { return nil }
+func (noSocketBind) Send([][]byte, conn.Endpoint) error { return nil }
+func (noSocketBind) BatchSize() int                     { return 1 }
 
 // errno returns the positive errno wireguard-go answers for body (0 for
 // success) and resets the reference device's peers.
