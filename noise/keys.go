@@ -2,6 +2,27 @@
 // cookies, transport keypairs and replay protection. It is pure: time and
 // randomness come from the caller, and nothing here starts a goroutine or
 // touches a socket.
+//
+// A device holds one Identity (its static key pair) and, per peer, a
+// Handshake, a CookieGenerator and a Keypairs. It allocates the 32-bit
+// local indices and maps them to peers and keypairs.
+//
+// Initiator: Handshake.CreateInitiation, MarshalTo, CookieGenerator.AddMACs,
+// send; on the response (mac1 checked by the device's CookieChecker):
+// Unmarshal, Handshake.ConsumeResponse, Handshake.BeginSession,
+// Keypairs.Install.
+//
+// Responder: CookieChecker.CheckMAC1 (and CheckMAC2 or CreateReply under
+// load), Unmarshal, ConsumeInitiation, Handshake.CreateResponse, MarshalTo,
+// AddMACs, send, then BeginSession and Keypairs.Install (the keypair waits
+// as "next" until the initiator's first packet arrives on it).
+//
+// Transport: Keypair.NextCounter and SealTransport to send; for a received
+// message, find the keypair by its receiver index (ParseTransportHeader),
+// then OpenTransport, AcceptCounter and Keypairs.Received, in that order.
+//
+// Each lock in this package guards one object and none is held while
+// taking another, so there is no lock order to respect.
 package noise
 
 import (
