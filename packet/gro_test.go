@@ -21,10 +21,18 @@ func toBufs(pkts [][]byte, capacity int) [][]byte {
 	return bufs
 }
 
+var (
+	splitBufs  [][]byte
+	splitSizes []int
+)
+
 // splitAll splits every coalesced output back into packets.
 func splitAll(t testing.TB, out [][]byte) [][]byte {
+	if splitBufs == nil {
+		splitBufs, splitSizes = makeBufs(256, 66000)
+	}
+	bufs, sizes := splitBufs, splitSizes
 	var pkts [][]byte
-	bufs, sizes := makeBufs(256, 66000)
 	for _, b := range out {
 		var h VirtioNetHdr
 		if err := h.Decode(b[testOffset-VirtioNetHdrLen:]); err != nil {
