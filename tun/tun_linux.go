@@ -30,9 +30,6 @@ const (
 	virtioHdrLen = 10
 )
 
-// vnetSupported says whether devices use IFF_VNET_HDR.
-const vnetSupported = false
-
 // LinuxOptions tunes a LinuxDevice. The zero value is the default.
 type LinuxOptions struct {
 	// DisableOffloads creates the interface without IFF_VNET_HDR: every
@@ -50,6 +47,10 @@ type LinuxStats struct {
 	ReadBad uint64
 	// WriteRejected counts packets the kernel refused as malformed.
 	WriteRejected uint64
+	// GSOSplit counts super-packets read and split into packets.
+	GSOSplit uint64
+	// Coalesced counts packets written merged into a super-packet.
+	Coalesced uint64
 }
 
 // LinuxDevice is a Linux TUN interface (/dev/net/tun). With IFF_VNET_HDR
@@ -74,12 +75,15 @@ type LinuxDevice struct {
 	wg        sync.WaitGroup
 
 	readMu sync.Mutex
-	rd     readState
+	rd     readState // without virtio-net headers
+	vr     vnetReader
 
 	writeMu sync.Mutex
 	wr      writeState
+	vw      vnetWriter
 
 	readTooLarge, readBad, writeRejected atomic.Uint64
+	gsoSplit, coalesced                  atomic.Uint64
 }
 
 // CreateTUN creates (or attaches to) the TUN interface called name and
@@ -106,7 +110,7 @@ func CreateLinuxTUN(name string, mtu int, opts LinuxOptions) (*LinuxDevice, erro
 	}
 	flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI)
 	created := false
-	if !opts.DisableOffloads && vnetSupported {
+	if !opts.DisableOffloads {
 		ifr.SetUint16(flags | unix.IFF_VNET_HDR)
 		created = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr) == nil
 	}
@@ -175,9 +179,6 @@ func newLinuxDevice(fd int, mtu int) (_ *LinuxDevice, err error) {
 		return nil, fmt.Errorf("tun: interface %s needs IFF_TUN and IFF_NO_PI (flags %#x)", name, tunFlags)
 	}
 	if tunFlags&unix.IFF_VNET_HDR != 0 {
-		if !vnetSupported {
-			return nil, fmt.Errorf("tun: interface %s carries virtio-net headers, which are not handled", name)
-		}
 		d.vnet = true
 		if err := unix.IoctlSetPointerInt(fd, unix.TUNSETVNETHDRSZ, virtioHdrLen); err != nil {
 			return nil, fmt.Errorf("tun: set virtio-net header size: %w", err)
@@ -241,12 +242,16 @@ func newLinuxDevice(fd int, mtu int) (_ *LinuxDevice, err error) {
 		d.events <- EventUp
 	}
 	if d.vnet {
-		d.rd.init(true)
+		tso, uso := d.Offloads()
+		d.vr.init()
+		d.vw.init(tso, uso)
+		d.vr.fn = d.readRaw
+		d.vw.fn = d.writeRaw
 	} else {
-		d.rd.init(false)
+		d.rd.overflow = make([]byte, maxPacket)
+		d.rd.fn = d.readPlain
+		d.wr.fn = d.writePackets
 	}
-	d.rd.fn = d.readPlain
-	d.wr.fn = d.writePackets
 	d.wg.Add(1)
 	go d.routineLinkEvents(up, uint32(curMTU))
 	return d, nil
@@ -371,6 +376,8 @@ func (d *LinuxDevice) Stats() LinuxStats {
 		ReadTooLarge:  d.readTooLarge.Load(),
 		ReadBad:       d.readBad.Load(),
 		WriteRejected: d.writeRejected.Load(),
+		GSOSplit:      d.gsoSplit.Load(),
+		Coalesced:     d.coalesced.Load(),
 	}
 }
 
@@ -477,7 +484,8 @@ func boolFlags(up bool) uint32 {
 	return 0
 }
 
-// readState is the scratch space and call state of Read.
+// readState is the scratch space and call state of Read without
+// virtio-net headers.
 type readState struct {
 	// call state for fn
 	bufs   [][]byte
@@ -491,10 +499,6 @@ type readState struct {
 	overflow []byte // catches the part of a packet beyond the caller's buffer
 }
 
-func (r *readState) init(vnet bool) {
-	r.overflow = make([]byte, maxPacket+virtioHdrLen)
-}
-
 // Read implements Device.
 func (d *LinuxDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	d.readMu.Lock()
@@ -505,6 +509,9 @@ func (d *LinuxDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) 
 	}
 	if offset < 0 {
 		return 0, fmt.Errorf("tun: negative offset %d", offset)
+	}
+	if d.vnet {
+		return d.readVnet(bufs[:limit], sizes[:limit], offset)
 	}
 	r := &d.rd
 	r.bufs, r.sizes, r.offset, r.n, r.err = bufs[:limit], sizes, offset, 0, nil
@@ -579,6 +586,9 @@ func (d *LinuxDevice) Write(bufs [][]byte, offset int) (int, error) {
 		if offset < 0 || len(b) < offset {
 			return 0, fmt.Errorf("tun: buffer %d shorter than offset %d", i, offset)
 		}
+	}
+	if d.vnet {
+		return d.writeVnet(bufs, offset)
 	}
 	w := &d.wr
 	w.bufs, w.offset, w.n, w.err = bufs, offset, 0, nil

@@ -1,0 +1,318 @@
+package tun
+
+import (
+	"errors"
+	"fmt"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+
+	"gotatun/packet"
+)
+
+const (
+	// writeWindow is how many packets are coalesced together at most; each
+	// needs a buffer that can grow into a 64 KiB super-packet.
+	writeWindow = 32
+	// slotSize holds a virtio-net header and the largest super-packet.
+	slotSize = virtioHdrLen + maxPacket
+	// maxSplitArena bounds the memory used to split a super-packet with
+	// more segments than the caller has buffers.
+	maxSplitArena = 1 << 20
+)
+
+// vnetReader is the state of Read with virtio-net headers: one packet (or
+// super-packet) read from the kernel, and segments split from it that did
+// not fit the caller's buffers yet.
+type vnetReader struct {
+	buf  []byte // virtio-net header and packet as read
+	plen int    // bytes in buf
+	have bool   // buf holds a packet not yet split
+
+	// raw read call state for fn
+	block bool // wait for the descriptor when nothing is queued
+	none  bool // nothing was queued
+	err   error
+	fn    func(fd uintptr) bool
+
+	// segments waiting to be handed out
+	segs       [][]byte
+	segSizes   []int
+	next, segN int
+	arena      []byte
+}
+
+func (r *vnetReader) init() {
+	r.buf = make([]byte, virtioHdrLen+maxPacket)
+}
+
+// readRaw reads one packet into vr.buf.
+func (d *LinuxDevice) readRaw(fd uintptr) bool {
+	r := &d.vr
+	for {
+		n, _, e := unix.Syscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)))
+		switch e {
+		case 0:
+			r.plen, r.err, r.none = int(n), nil, false
+			return true
+		case unix.EINTR:
+		case unix.EAGAIN:
+			if r.block {
+				return false
+			}
+			r.none = true
+			return true
+		default:
+			r.err = e
+			return true
+		}
+	}
+}
+
+// readVnet fills bufs with packets, splitting super-packets, until bufs
+// are full or nothing more is queued. It blocks only while it has nothing
+// to return.
+func (d *LinuxDevice) readVnet(bufs [][]byte, sizes []int, offset int) (int, error) {
+	r := &d.vr
+	n := 0
+	for {
+		for r.next < r.segN && n < len(bufs) {
+			seg := r.segs[r.next][:r.segSizes[r.next]]
+			r.next++
+			if offset+len(seg) > len(bufs[n]) {
+				d.readTooLarge.Add(1)
+				continue
+			}
+			sizes[n] = copy(bufs[n][offset:], seg)
+			n++
+		}
+		if r.next < r.segN || n == len(bufs) {
+			return n, nil
+		}
+		if r.have {
+			k, wait := d.split(bufs[n:], sizes[n:], offset, n == 0)
+			if wait {
+				return n, nil
+			}
+			n += k
+			continue
+		}
+		r.block = n == 0
+		err := d.rc.Read(r.fn)
+		switch {
+		case err != nil:
+			if n > 0 {
+				return n, nil
+			}
+			return 0, fmt.Errorf("%w: %w", ErrClosed, err)
+		case r.err != nil:
+			if n > 0 {
+				return n, nil // the error will be seen again on the next call
+			}
+			return 0, fmt.Errorf("tun: read: %w", r.err)
+		case r.none:
+			return n, nil
+		}
+		r.have = true
+	}
+}
+
+// split splits the packet in vr.buf into out. When it has more segments
+// than out holds it waits for the next call (wait), unless out is all the
+// caller gave (first), in which case the segments go to internal buffers
+// and are handed out over several calls.
+func (d *LinuxDevice) split(out [][]byte, sizes []int, offset int, first bool) (n int, wait bool) {
+	r := &d.vr
+	pkt := r.buf[:r.plen]
+	var h packet.VirtioNetHdr
+	if err := h.Decode(pkt); err != nil {
+		r.have = false
+		d.readBad.Add(1)
+		return 0, false
+	}
+	body := pkt[virtioHdrLen:]
+	n, err := packet.SplitGSO(h, body, out, sizes, offset)
+	switch {
+	case err == nil:
+		if h.GSOType != packet.GSONone {
+			d.gsoSplit.Add(1)
+		}
+	case errors.Is(err, packet.ErrTooManySegments):
+		if !first {
+			return 0, true
+		}
+		if d.splitInternal(h, body) {
+			d.gsoSplit.Add(1)
+		} else {
+			d.readBad.Add(1)
+		}
+	case errors.Is(err, packet.ErrBufferTooSmall):
+		d.readTooLarge.Add(1)
+	default:
+		d.readBad.Add(1)
+	}
+	r.have = false
+	return n, false
+}
+
+// splitInternal splits a super-packet into internal buffers sized for its
+// segments.
+func (d *LinuxDevice) splitInternal(h packet.VirtioNetHdr, body []byte) bool {
+	r := &d.vr
+	proto, l4, ok := packet.Transport(body)
+	if !ok || h.GSOSize == 0 {
+		return false
+	}
+	hdrLen := l4 + packet.UDPHeaderLen
+	if proto == packet.ProtoTCP {
+		if len(body) < l4+packet.TCPMinHeaderLen {
+			return false
+		}
+		hdrLen = l4 + int(body[l4+12]>>4)*4
+	}
+	if hdrLen > len(body) {
+		return false
+	}
+	gso := int(h.GSOSize)
+	segs := max(1, (len(body)-hdrLen+gso-1)/gso)
+	segSize := hdrLen + gso
+	if segs*segSize > maxSplitArena {
+		return false
+	}
+	if len(r.arena) < segs*segSize {
+		r.arena = make([]byte, segs*segSize)
+	}
+	if len(r.segs) < segs {
+		r.segs = make([][]byte, segs)
+		r.segSizes = make([]int, segs)
+	}
+	for i := range segs {
+		r.segs[i] = r.arena[i*segSize : (i+1)*segSize : (i+1)*segSize]
+	}
+	k, err := packet.SplitGSO(h, body, r.segs[:segs], r.segSizes[:segs], 0)
+	if err != nil {
+		return false
+	}
+	r.next, r.segN = 0, k
+	return true
+}
+
+// vnetWriter is the state of Write with virtio-net headers.
+type vnetWriter struct {
+	tso   bool // coalesce TCP segments
+	uso   bool // coalesce UDP datagrams too
+	slots [][]byte
+	in    [][]byte
+	co    packet.Coalescer
+
+	// raw write call state for fn
+	p   []byte
+	err error
+	fn  func(fd uintptr) bool
+}
+
+func (w *vnetWriter) init(tso, uso bool) {
+	w.tso, w.uso = tso, uso
+	n := 1
+	if tso {
+		n = writeWindow
+	}
+	arena := make([]byte, n*slotSize)
+	w.slots = make([][]byte, n)
+	for i := range w.slots {
+		w.slots[i] = arena[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]
+	}
+	w.in = make([][]byte, n)
+}
+
+// writeRaw writes vw.p as one packet.
+func (d *LinuxDevice) writeRaw(fd uintptr) bool {
+	w := &d.vw
+	for {
+		_, _, e := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(w.p))), uintptr(len(w.p)))
+		switch e {
+		case unix.EINTR:
+			continue
+		case unix.EAGAIN:
+			return false
+		case 0:
+			w.err = nil
+		default:
+			w.err = e
+		}
+		return true
+	}
+}
+
+// writeOne writes a virtio-net header and packet. A packet the kernel
+// refuses as malformed is counted and skipped.
+func (d *LinuxDevice) writeOne(p []byte) error {
+	w := &d.vw
+	w.p = p
+	err := d.rc.Write(w.fn)
+	w.p = nil
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrClosed, err)
+	}
+	switch {
+	case w.err == nil:
+		return nil
+	case errors.Is(w.err, unix.EINVAL), errors.Is(w.err, unix.EMSGSIZE):
+		d.writeRejected.Add(1)
+		return nil
+	}
+	return fmt.Errorf("tun: write: %w", w.err)
+}
+
+// writeVnet writes bufs with virtio-net headers, coalescing segments of a
+// flow into super-packets when the kernel accepts TSO (and USO).
+func (d *LinuxDevice) writeVnet(bufs [][]byte, offset int) (int, error) {
+	w := &d.vw
+	if !w.tso {
+		for i, b := range bufs {
+			pkt := b[offset:]
+			var p []byte
+			if offset >= virtioHdrLen {
+				p = b[offset-virtioHdrLen:]
+			} else {
+				if len(pkt) > maxPacket {
+					d.writeRejected.Add(1)
+					continue
+				}
+				p = w.slots[0][:virtioHdrLen+len(pkt)]
+				copy(p[virtioHdrLen:], pkt)
+			}
+			clear(p[:virtioHdrLen])
+			if err := d.writeOne(p); err != nil {
+				return i, err
+			}
+		}
+		return len(bufs), nil
+	}
+	for start := 0; start < len(bufs); {
+		in := w.in[:0]
+		i := start
+		for ; i < len(bufs) && len(in) < len(w.slots); i++ {
+			pkt := bufs[i][offset:]
+			if len(pkt) > maxPacket {
+				d.writeRejected.Add(1)
+				continue
+			}
+			b := w.slots[len(in)][:virtioHdrLen+len(pkt)]
+			copy(b[virtioHdrLen:], pkt)
+			in = append(in, b)
+		}
+		out, err := w.co.Coalesce(in, virtioHdrLen, w.uso)
+		if err != nil {
+			return start, fmt.Errorf("tun: coalesce: %w", err)
+		}
+		d.coalesced.Add(uint64(len(in) - len(out)))
+		for _, p := range out {
+			if err := d.writeOne(p); err != nil {
+				return start, err
+			}
+		}
+		start = i
+	}
+	return len(bufs), nil
+}
