@@ -2,6 +2,7 @@ package maybenot
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 	"time"
 )
@@ -207,6 +208,13 @@ func FuzzFramework(f *testing.F) {
 				s, _, _, _ := fw.MachineState(MachineID(m))
 				ended = append(ended, s == StateEnd)
 			}
+			// Counts after the accounting of each event of the batch: an
+			// action was decided at one of these points.
+			type counts struct {
+				normal, padding     []uint64
+				fwNormal, fwPadding uint64
+			}
+			var points []counts
 			for _, e := range batch {
 				switch e.Kind {
 				case EventNormalSent:
@@ -220,6 +228,23 @@ func FuzzFramework(f *testing.F) {
 						padding[e.Machine]++
 					}
 				}
+				points = append(points, counts{slices.Clone(normal), slices.Clone(padding), fwNormal, fwPadding})
+			}
+			mayPad := func(mi MachineID, c counts) bool {
+				m := &ms[mi]
+				p, n := c.padding[mi], c.normal[mi]
+				if p < m.AllowedPaddingPackets {
+					return true
+				}
+				if m.MaxPaddingFrac > 0 {
+					if p+n == 0 {
+						return true
+					}
+					if float64(p)/float64(p+n) >= m.MaxPaddingFrac {
+						return false
+					}
+				}
+				return fwPad == 0 || c.fwPadding+c.fwNormal == 0 || float64(c.fwPadding)/float64(c.fwPadding+c.fwNormal) < fwPad
 			}
 			actions := fw.TriggerEvents(batch, testStart.Add(now))
 			last := MachineID(-1)
@@ -237,21 +262,13 @@ func FuzzFramework(f *testing.F) {
 				if a.Kind != ActionSendPadding {
 					continue
 				}
-				m := &ms[a.Machine]
-				p, n := padding[a.Machine], normal[a.Machine]
-				if p < m.AllowedPaddingPackets {
-					continue
+				ok := false
+				for _, c := range points {
+					ok = ok || mayPad(a.Machine, c)
 				}
-				if m.MaxPaddingFrac > 0 {
-					if p+n == 0 {
-						continue
-					}
-					if float64(p)/float64(p+n) >= m.MaxPaddingFrac {
-						t.Fatalf("padding above the machine cap: %d padding, %d normal, cap %v", p, n, m.MaxPaddingFrac)
-					}
-				}
-				if fwPad > 0 && fwPadding+fwNormal > 0 && float64(fwPadding)/float64(fwPadding+fwNormal) >= fwPad {
-					t.Fatalf("padding above the framework cap: %d padding, %d normal, cap %v", fwPadding, fwNormal, fwPad)
+				if !ok {
+					t.Fatalf("padding above the limits: machine %d, counts %+v, machine cap %v, framework cap %v",
+						a.Machine, points[len(points)-1], ms[a.Machine].MaxPaddingFrac, fwPad)
 				}
 			}
 			for m := range ms {
