@@ -19,7 +19,7 @@ import (
 )
 
 // requirePrivilege skips the test, or fails it when CI=true.
-func requirePrivilege(t *testing.T, reason string) {
+func requirePrivilege(t testing.TB, reason string) {
 	t.Helper()
 	if os.Getenv("CI") == "true" {
 		t.Fatal(reason)
@@ -31,14 +31,14 @@ var nsCounter atomic.Int32
 
 // netns is a network namespace created for one test.
 type netns struct {
-	t    *testing.T
+	t    testing.TB
 	name string
 	fd   int
 }
 
 // newNetns creates a fresh network namespace with loopback up, removed
 // when the test ends.
-func newNetns(t *testing.T) *netns {
+func newNetns(t testing.TB) *netns {
 	t.Helper()
 	if os.Geteuid() != 0 {
 		requirePrivilege(t, "TUN tests need root")
