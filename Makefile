@@ -19,3 +19,8 @@ test: vet
 
 demo:
 	$(GO) run ./cmd/gotatun demo
+
+# Benchmarks against wireguard-go in network namespaces plus in-process Go
+# benchmarks; needs root, iperf3, ping, wg. Writes docs/benchmarks.{md,json,svg}.
+bench:
+	$(GO) run ./bench
