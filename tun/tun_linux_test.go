@@ -520,6 +520,14 @@ func TestTUNWriteRejected(t *testing.T) {
 }
 
 func TestCreateTUNFromFile(t *testing.T) {
+	for _, vnet := range []bool{false, true} {
+		t.Run(fmt.Sprintf("vnet=%v", vnet), func(t *testing.T) {
+			testCreateTUNFromFile(t, vnet)
+		})
+	}
+}
+
+func testCreateTUNFromFile(t *testing.T, vnet bool) {
 	ns := newNetns(t)
 	var d Device
 	var err error
@@ -530,7 +538,11 @@ func TestCreateTUNFromFile(t *testing.T) {
 			return
 		}
 		ifr, _ := unix.NewIfreq("gttf")
-		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI)
+		flags := uint16(unix.IFF_TUN | unix.IFF_NO_PI)
+		if vnet {
+			flags |= unix.IFF_VNET_HDR
+		}
+		ifr.SetUint16(flags)
 		if err = unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
 			unix.Close(fd)
 			return
@@ -541,6 +553,9 @@ func TestCreateTUNFromFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
+	if tso, _ := d.(*LinuxDevice).Offloads(); tso != vnet {
+		t.Fatalf("TSO %v on a descriptor with IFF_VNET_HDR %v", tso, vnet)
+	}
 	if name, err := d.Name(); err != nil || name != "gttf" {
 		t.Fatalf("Name() = %q, %v", name, err)
 	}
@@ -559,6 +574,16 @@ func TestCreateTUNFromFile(t *testing.T) {
 		_, dst, pl, ok := udpInfo(p)
 		return ok && dst == remote && string(pl) == "from file"
 	})
+	buf := make([]byte, 1500)
+	n := ipUDP(buf, 0, remote, netip.MustParseAddrPort("10.77.0.1:7000"), []byte("to file"))
+	if _, err := d.Write([][]byte{buf[:n]}, 0); err != nil {
+		t.Fatal(err)
+	}
+	c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	rb := make([]byte, 100)
+	if rn, _, err := c.ReadFromUDPAddrPort(rb); err != nil || string(rb[:rn]) != "to file" {
+		t.Fatalf("got %q, %v", rb[:rn], err)
+	}
 }
 
 func TestCreateTUNFromFileRejectsNonTUN(t *testing.T) {
