@@ -224,21 +224,21 @@ func TestSearchMaxRate(t *testing.T) {
 		}
 	}
 	var probes []float64
-	r, err := searchMaxRate(path(700, &probes), 500, 500, 1000, false, 4)
+	r, err := searchMaxRate(path(700, &probes), 500, 500, 2000, false, 4)
 	if err != nil {
 		t.Fatal(err)
 	}
-	// 1000 fails, then 750 ✗, 625 ✓, 687.5 ✓, 718.75 ✗.
-	want := []float64{1000, 750, 625, 687.5, 718.75}
+	// 2000 fails, then geometric midpoints: 1000 ✗, 707.1 ✗, 594.6 ✓, 648.4 ✓.
+	want := []float64{2000, 1000, 707.1, 594.6, 648.4}
 	if len(probes) != len(want) {
 		t.Fatalf("probes %v, want %v", probes, want)
 	}
 	for i := range want {
-		if probes[i] != want[i] {
+		if math.Abs(probes[i]-want[i]) > 0.1 {
 			t.Fatalf("probes %v, want %v", probes, want)
 		}
 	}
-	if r.RateMbps != 687.5 || r.GoodputMbps != 687.5 || r.Capped || r.Probes != 5 {
+	if math.Abs(r.RateMbps-648.4) > 0.1 || r.GoodputMbps != r.RateMbps || r.Capped || r.Probes != 5 {
 		t.Errorf("result %+v", r)
 	}
 

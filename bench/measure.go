@@ -31,7 +31,7 @@ type plan struct {
 func fullPlan() plan {
 	return plan{
 		Rounds: 3, TCPSeconds: 5, UDPSeconds: 3, UDPProbeSecs: 2,
-		UDPFixedMbps: 500, UDPLossLimit: 1, UDPSearchSteps: 4, UDPPayload: 1380, UDPSockBuf: "4M",
+		UDPFixedMbps: 500, UDPLossLimit: 1, UDPSearchSteps: 5, UDPPayload: 1380, UDPSockBuf: "4M",
 		PingCount: 500, PingIntervalMS: 10,
 		BenchTime: "1s", BenchCount: 3, IdlePeers: 10000,
 	}

@@ -234,8 +234,8 @@ type searchResult struct {
 	Probes      int
 }
 
-// searchMaxRate bisects over offered rates for the highest one whose loss
-// stays within the limit. good is a rate known to pass (0 if none) with its
+// searchMaxRate bisects over offered rates (geometrically once a passing
+// rate is known) for the highest one whose loss stays within the limit. good is a rate known to pass (0 if none) with its
 // goodput; bad is a rate known to fail, or, when badKnown is false, an upper
 // bound that is probed first. steps bisection probes follow.
 func searchMaxRate(probe rateProbe, good, goodGoodput, bad float64, badKnown bool, steps int) (searchResult, error) {
@@ -256,7 +256,12 @@ func searchMaxRate(probe rateProbe, good, goodGoodput, bad float64, badKnown boo
 	}
 	lo, hi := good, bad
 	for range steps {
+		// Halve the ratio hi/lo once a lower bound is known, so the
+		// resolution is relative; halve the range while it is not.
 		mid := (lo + hi) / 2
+		if lo > 0 {
+			mid = math.Sqrt(lo * hi)
+		}
 		ok, gp, err := probe(mid)
 		res.Probes++
 		if err != nil {
