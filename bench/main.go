@@ -70,6 +70,9 @@ func main() {
 		stop() // a second interrupt kills the process outright
 	}()
 	err := run(ctx, o)
+	if err != nil && ctx.Err() != nil {
+		err = fmt.Errorf("interrupted (namespaces and daemons removed): %w", err)
+	}
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
