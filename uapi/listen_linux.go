@@ -69,28 +69,37 @@ func listenIn(dir, ifname string) (net.Listener, error) {
 		return nil, fmt.Errorf("uapi: creating socket directory: %w", err)
 	}
 	path := filepath.Join(dir, ifname+".sock")
-	l, err := bindListen(path)
-	if errors.Is(err, unix.EADDRINUSE) {
-		if c, derr := net.DialTimeout("unix", path, time.Second); derr == nil {
-			c.Close()
-			return nil, fmt.Errorf("%w: %s", ErrInUse, path)
-		}
-		fi, serr := os.Lstat(path)
-		if serr != nil {
-			return nil, fmt.Errorf("uapi: %s: %w", path, serr)
-		}
+	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSocket == 0 {
 			return nil, fmt.Errorf("uapi: %s exists and is not a socket", path)
 		}
-		if rerr := os.Remove(path); rerr != nil {
-			return nil, fmt.Errorf("uapi: removing stale socket: %w", rerr)
+		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
+			c.Close()
+			return nil, fmt.Errorf("%w: %s", ErrInUse, path)
 		}
-		l, err = bindListen(path)
+		// A socket nobody answers on: left by a daemon that is gone. It
+		// is replaced below.
 	}
+	// The socket is made ready under a name wg(8) ignores and then renamed
+	// into place: wg(8) deletes a socket it finds refusing connections,
+	// which a socket bound but not yet listening does.
+	tmp := filepath.Join(dir, fmt.Sprintf(".%s.%d.tmp", ifname, os.Getpid()))
+	os.Remove(tmp)
+	l, err := bindListen(tmp)
 	if err != nil {
 		return nil, err
 	}
-	return l, nil
+	if err := os.Rename(tmp, path); err != nil {
+		l.Close()
+		os.Remove(tmp)
+		return nil, fmt.Errorf("uapi: %w", err)
+	}
+	fi, err := os.Lstat(path)
+	if err != nil {
+		l.Close()
+		return nil, fmt.Errorf("uapi: %w", err)
+	}
+	return &socketListener{Listener: l, path: path, fi: fi}, nil
 }
 
 // bindListen binds a Unix stream socket at path, restricts it to its owner
@@ -113,10 +122,6 @@ func bindListen(path string) (net.Listener, error) {
 	if err := os.Chmod(path, 0o600); err != nil {
 		return fail(fmt.Errorf("uapi: %w", err))
 	}
-	fi, err := os.Lstat(path)
-	if err != nil {
-		return fail(fmt.Errorf("uapi: %w", err))
-	}
 	if err := unix.Listen(fd, unix.SOMAXCONN); err != nil {
 		return fail(fmt.Errorf("uapi: listen on %s: %w", path, err))
 	}
@@ -124,7 +129,7 @@ func bindListen(path string) (net.Listener, error) {
 	if err != nil {
 		return fail(fmt.Errorf("uapi: %w", err))
 	}
-	return &socketListener{Listener: l, path: path, fi: fi}, nil
+	return l, nil
 }
 
 // socketListener removes its socket file on Close, unless another daemon

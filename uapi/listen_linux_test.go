@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -161,5 +162,46 @@ func TestListenFile(t *testing.T) {
 	defer w.Close()
 	if _, err := ListenFile(r); err == nil {
 		t.Fatal("pipe accepted as listener")
+	}
+}
+
+// wg(8) deletes a socket that refuses connections. A socket must never be
+// seen under its final name before it listens, or a wg(8) run at that
+// moment deletes it.
+func TestListenSurvivesProbing(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "wgprobe.sock")
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c, err := net.Dial("unix", path)
+			if err == nil {
+				c.Close()
+			} else if errors.Is(err, syscall.ECONNREFUSED) {
+				os.Remove(path)
+			}
+		}
+	}()
+	defer func() { close(stop); <-done }()
+	for range 200 {
+		l, err := listenIn(dir, "wgprobe")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := os.Lstat(path); err != nil {
+			t.Fatalf("socket deleted by a prober: %v", err)
+		}
+		l.Close()
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 0 {
+		t.Fatalf("left behind: %v", entries)
 	}
 }
