@@ -39,9 +39,6 @@ func validate(cfg *Config) error {
 		if pc.Remove {
 			continue
 		}
-		if _, err := curve25519.X25519(checkScalar[:], pc.PublicKey[:]); err != nil {
-			return invalid("%s: public key is a low-order point", name())
-		}
 		if pc.Endpoint != nil {
 			ep := *pc.Endpoint
 			if !ep.Addr().IsValid() || ep.Addr().IsUnspecified() {
@@ -85,6 +82,44 @@ func (d *Device) Apply(cfg Config) error {
 		return ErrClosed
 	}
 
+	// The identity in effect after this change, and the handshakes of the
+	// peers it adds, made now because making them checks their keys.
+	cur := d.ident.Load()
+	next, keyChange := cur, false
+	if cfg.PrivateKey != nil && !sameKey(cur, *cfg.PrivateKey) {
+		next, keyChange = d.makeIdentity(*cfg.PrivateKey), true
+	}
+	var own noise.PublicKey
+	if next != nil {
+		own = next.pub
+	}
+	prepared := make([]*noise.Handshake, len(cfg.Peers))
+	d.peersMu.RLock()
+	for i := range cfg.Peers {
+		pc := &cfg.Peers[i]
+		if pc.Remove || (next != nil && pc.PublicKey == own) || d.peers[pc.PublicKey] != nil {
+			continue
+		}
+		if next == nil {
+			if _, err := curve25519.X25519(checkScalar[:], pc.PublicKey[:]); err != nil {
+				d.peersMu.RUnlock()
+				return invalid("peer %d (%s): public key is a low-order point", i, pc.PublicKey)
+			}
+			continue
+		}
+		psk := noise.PresharedKey{}
+		if pc.PresharedKey != nil {
+			psk = *pc.PresharedKey
+		}
+		hs, err := noise.NewHandshake(next.id, pc.PublicKey, psk)
+		if err != nil {
+			d.peersMu.RUnlock()
+			return invalid("peer %d (%s): %v", i, pc.PublicKey, err)
+		}
+		prepared[i] = hs
+	}
+	d.peersMu.RUnlock()
+
 	// The Bind first: it is the only step that can fail.
 	newPort, newMark := d.listenPort, d.fwmark
 	if cfg.ListenPort != nil {
@@ -99,12 +134,8 @@ func (d *Device) Apply(cfg Config) error {
 		}
 	}
 
-	if cfg.PrivateKey != nil {
-		d.setPrivateKey(*cfg.PrivateKey)
-	}
-	var own noise.PublicKey
-	if id := d.ident.Load(); id != nil {
-		own = id.pub
+	if keyChange {
+		d.setIdentity(next)
 	}
 
 	var ops []func(tx *allowedips.Txn[*Peer])
@@ -148,7 +179,7 @@ func (d *Device) Apply(cfg Config) error {
 				d.peersMu.Unlock()
 				continue
 			}
-			p = d.newPeer(pc.PublicKey)
+			p = d.newPeer(pc.PublicKey, prepared[i])
 			d.peers[pc.PublicKey] = p
 		}
 		d.peersMu.Unlock()
@@ -240,19 +271,26 @@ func (d *Device) reopen(port uint16, mark uint32) {
 	d.startReceivers(fns)
 }
 
-// setPrivateKey switches the device's identity. A peer with the new public
+func sameKey(cur *identity, priv noise.PrivateKey) bool {
+	if cur == nil {
+		return priv.IsZero()
+	}
+	return cur.priv == priv
+}
+
+// makeIdentity derives the identity of priv; nil for the zero key.
+func (d *Device) makeIdentity(priv noise.PrivateKey) *identity {
+	if priv.IsZero() {
+		return nil
+	}
+	nid := noise.NewIdentity(priv)
+	return &identity{priv: priv, pub: nid.PublicKey(), id: nid, checker: noise.NewCookieChecker(nid.PublicKey(), d.rand)}
+}
+
+// setIdentity switches the device's identity. A peer with the new public
 // key is removed; every other peer's handshake moves to the new identity
 // and its sessions end.
-func (d *Device) setPrivateKey(priv noise.PrivateKey) {
-	cur := d.ident.Load()
-	if (cur == nil && priv.IsZero()) || (cur != nil && cur.priv == priv) {
-		return
-	}
-	var ni *identity
-	if !priv.IsZero() {
-		nid := noise.NewIdentity(priv)
-		ni = &identity{priv: priv, pub: nid.PublicKey(), id: nid, checker: noise.NewCookieChecker(nid.PublicKey(), d.rand)}
-	}
+func (d *Device) setIdentity(ni *identity) {
 	d.peersMu.Lock()
 	if ni != nil {
 		if p := d.peers[ni.pub]; p != nil {
@@ -272,10 +310,11 @@ func (d *Device) setPrivateKey(priv noise.PrivateKey) {
 	}
 }
 
-// newPeer makes a peer for pub under the current identity.
-func (d *Device) newPeer(pub noise.PublicKey) *Peer {
-	p := &Peer{d: d, pub: pub, cookie: noise.NewCookieGenerator(pub)}
-	if id := d.ident.Load(); id != nil {
+// newPeer makes a peer for pub under the current identity, with its
+// handshake hs if already made.
+func (d *Device) newPeer(pub noise.PublicKey, hs *noise.Handshake) *Peer {
+	p := &Peer{d: d, pub: pub, cookie: noise.NewCookieGenerator(pub), hs: hs}
+	if id := d.ident.Load(); id != nil && hs == nil {
 		hs, err := noise.NewHandshake(id.id, pub, noise.PresharedKey{})
 		if err != nil {
 			d.log.Warn("peer cannot handshake", "peer", p.short(), "err", err)

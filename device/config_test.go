@@ -33,7 +33,7 @@ func TestApplyValidation(t *testing.T) {
 		want string
 	}{
 		{"zero key", PeerConfig{}, "public key is zero"},
-		{"low order key", PeerConfig{PublicKey: lowOrder}, "low-order"},
+		{"low order key", PeerConfig{PublicKey: lowOrder}, "public key"},
 		{"keepalive too long", PeerConfig{PublicKey: other, PersistentKeepalive: ptr(65536 * time.Second)}, "persistent keepalive"},
 		{"keepalive negative", PeerConfig{PublicKey: other, PersistentKeepalive: ptr(-time.Second)}, "persistent keepalive"},
 		{"keepalive fraction", PeerConfig{PublicKey: other, PersistentKeepalive: ptr(1500 * time.Millisecond)}, "whole seconds"},
@@ -63,6 +63,14 @@ func TestApplyValidation(t *testing.T) {
 		if after.ListenPort != before.ListenPort || len(after.Peers) != 1 || after.Peers[0].PublicKey != good {
 			t.Fatalf("%s: failed Apply changed the device: %+v", c.name, after)
 		}
+	}
+	// Without a private key the low-order check is done on its own.
+	b := newNode(t, nw, "192.0.2.2", 51820, NewFakeClock(testEpoch), 2)
+	if err := b.d.Apply(Config{PrivateKey: &noise.PrivateKey{}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.d.Apply(Config{Peers: []PeerConfig{{PublicKey: lowOrder}}}); err == nil || !strings.Contains(err.Error(), "low-order") {
+		t.Fatalf("low-order key without a private key: %v", err)
 	}
 	// Keepalive of exactly 65535 s is fine.
 	if err := a.d.Apply(Config{Peers: []PeerConfig{{PublicKey: good, PersistentKeepalive: ptr(65535 * time.Second)}}}); err != nil {

@@ -15,7 +15,7 @@ import (
 // them through Device.State.
 //
 // Lock order within a peer: stageMu, then hsMu, then timers.mu; queue
-// mutexes are leaves. Device locks come before peer locks.
+// mutexes and the device's random source lock are leaves. Device locks come before peer locks.
 type Peer struct {
 	d   *Device
 	pub noise.PublicKey

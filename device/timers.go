@@ -229,10 +229,9 @@ func (p *Peer) timersSessionDerived() {
 // timersDataSent: a data packet (not a keepalive) was sent; expect an
 // answer within Keepalive-Timeout + Rekey-Timeout or start a handshake.
 func (p *Peer) timersDataSent() {
-	j := p.d.jitter()
 	p.timerEvent(func(now time.Time) {
 		if p.timers.due[timerNewHandshake].IsZero() {
-			p.timers.due[timerNewHandshake] = now.Add(noise.KeepaliveTimeout + noise.RekeyTimeout + j)
+			p.timers.due[timerNewHandshake] = now.Add(noise.KeepaliveTimeout + noise.RekeyTimeout + p.d.jitter())
 		}
 	})
 }
