@@ -19,7 +19,9 @@ import (
 
 // ParseSet reads the body of a `set=1` transaction from r: key=value lines
 // up to a blank line (or the end of r), and returns it as one
-// device.Config. The device keys (private_key, listen_port, fwmark,
+// device.Config. With replace_peers=true the peers the transaction names
+// are removed first (entries with Remove set, ahead of the others), so
+// they start afresh as the protocol wants. The device keys (private_key, listen_port, fwmark,
 // replace_peers) come first; each public_key line starts a peer section
 // holding the peer keys (remove, update_only, preshared_key, endpoint,
 // persistent_keepalive_interval, replace_allowed_ips, allowed_ip,
@@ -60,6 +62,7 @@ func parseSet(br *bufio.Reader) (device.Config, bool, error) {
 			if p.err != nil {
 				return device.Config{}, true, p.err
 			}
+			freshPeers(&p.cfg)
 			return p.cfg, true, nil
 		}
 		if p.err == nil {
@@ -76,7 +79,33 @@ func parseSet(br *bufio.Reader) (device.Config, bool, error) {
 	if p.err != nil {
 		return device.Config{}, false, p.err
 	}
+	freshPeers(&p.cfg)
 	return p.cfg, false, nil
+}
+
+// freshPeers gives replace_peers the protocol's meaning: every peer is
+// removed, so those the transaction names start afresh (no preshared key,
+// endpoint, keepalive or session from before), as with wireguard-go and
+// the kernel. device.Config.ReplacePeers keeps the peers it names, so each
+// named peer whose first entry is not already a removal gets one in front.
+func freshPeers(cfg *device.Config) {
+	if !cfg.ReplacePeers || len(cfg.Peers) == 0 {
+		return
+	}
+	seen := make(map[noise.PublicKey]bool, len(cfg.Peers))
+	var removals []device.PeerConfig
+	for _, pc := range cfg.Peers {
+		if seen[pc.PublicKey] {
+			continue
+		}
+		seen[pc.PublicKey] = true
+		if !pc.Remove {
+			removals = append(removals, device.PeerConfig{PublicKey: pc.PublicKey, Remove: true})
+		}
+	}
+	if len(removals) > 0 {
+		cfg.Peers = append(removals, cfg.Peers...)
+	}
 }
 
 // readLine reads one line into buf without its "\n" (or "\r\n"). A line

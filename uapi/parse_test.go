@@ -68,6 +68,9 @@ func TestParseSetEveryKey(t *testing.T) {
 		FirewallMark: ptr(uint32(4294967295)),
 		ReplacePeers: true,
 		Peers: []device.PeerConfig{
+			// replace_peers: the named peers start afresh.
+			{PublicKey: noise.PublicKey(mustKey(t, hexPub1)), Remove: true},
+			{PublicKey: noise.PublicKey(mustKey(t, hexPub2)), Remove: true},
 			{
 				PublicKey:           noise.PublicKey(mustKey(t, hexPub1)),
 				PresharedKey:        ptr(noise.PresharedKey(mustKey(t, hexPSK))),
