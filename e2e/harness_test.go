@@ -83,6 +83,10 @@ func buildBinaries() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	// Other users run the binaries too (the test of running without root).
+	if err := os.Chmod(dir, 0o755); err != nil {
+		return dir, err
+	}
 	for _, b := range []struct{ out, pkg string }{
 		{"gotatun", "gotatun/cmd/gotatun"},
 		{"wireguard-go", "golang.zx2c4.com/wireguard"},

@@ -44,6 +44,8 @@ func runHelper(mode string) int {
 		if err == nil {
 			err = helperSend(os.Getenv(helperAddr), int64(n), seed)
 		}
+	case "fdexec":
+		err = helperFDExec(os.Getenv(helperAddr), os.Getenv("GOTATUN_E2E_BIN"))
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}
