@@ -123,6 +123,8 @@ func twoTUNs(t *testing.T, mtu int, opts LinuxOptions) (ns1, ns2 *netns, a, b *L
 	ns2.ip("addr", "add", "fd78::2/64", "dev", "gttb", "nodad")
 	ns1.ip("link", "set", "gtta", "up")
 	ns2.ip("link", "set", "gttb", "up")
+	ns1.waitLocalRoute("fd78::1")
+	ns2.waitLocalRoute("fd78::2")
 	w = startWire(t, a, b, mtu)
 	return
 }
@@ -237,7 +239,8 @@ func TestTUNOffloadUDP(t *testing.T) {
 		for i := range count {
 			n, err := rx.Read(buf)
 			if err != nil {
-				t.Fatalf("datagram %d: %v", i, err)
+				t.Fatalf("datagram %d: %v (forwarded %d packets, bad %d %v; a %+v; b %+v)", i, err,
+					w.packets.Load(), w.bad.Load(), w.errs, a.Stats(), b.Stats())
 			}
 			wantLen := seg
 			if i == count-1 {

@@ -378,6 +378,25 @@ func setupAddrs(ns *netns, dev string) {
 	ns.ip("addr", "add", "10.77.0.1/24", "dev", dev)
 	ns.ip("addr", "add", "fd77::1/64", "dev", dev, "nodad")
 	ns.ip("link", "set", dev, "up")
+	ns.waitLocalRoute("fd77::1")
+}
+
+// waitLocalRoute waits for the local route of an IPv6 address, which the
+// kernel installs in the background after the link comes up; until then
+// packets to the address are dropped.
+func (n *netns) waitLocalRoute(addr string) {
+	n.t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		out, err := exec.Command("ip", "-n", n.name, "-6", "route", "show", "table", "local", addr).CombinedOutput()
+		if err == nil && strings.Contains(string(out), addr) {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("no local route for %s: %v %s", addr, err, out)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 }
 
 func TestTUNReadWrite(t *testing.T) {
