@@ -432,6 +432,23 @@ func TestWriteReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkReportFiles(t, dir, p)
+
+	// Re-rendering from the JSON gives the same report.
+	js, err := os.ReadFile(filepath.Join(dir, "benchmarks.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	md, _ := os.ReadFile(filepath.Join(dir, "benchmarks.md"))
+	again, err := reportFromJSON(js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.TargetsMet != met || again.TargetsTotal != total || renderMarkdown(again) != string(md) {
+		t.Error("report rebuilt from benchmarks.json differs")
+	}
+	if _, err := reportFromJSON([]byte("{")); err == nil {
+		t.Error("bad JSON: no error")
+	}
 }
 
 // testLog forwards the bench's progress lines to the test log.

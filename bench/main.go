@@ -46,6 +46,7 @@ type options struct {
 	gotatunBin string // prebuilt daemon instead of building ./cmd/gotatun
 	wgBin      string // prebuilt wireguard-go instead of building the pinned module
 	skipInproc bool
+	fromJSON   string // re-render this benchmarks.json instead of measuring
 	stdout     io.Writer
 }
 
@@ -57,12 +58,20 @@ func main() {
 	flag.StringVar(&o.gotatunBin, "gotatun", "", "use this gotatun daemon binary instead of building ./cmd/gotatun")
 	flag.StringVar(&o.wgBin, "wireguard-go", "", "use this wireguard-go binary instead of building the version pinned in go.mod")
 	flag.BoolVar(&o.skipInproc, "skip-inproc", false, "skip the in-process Go benchmarks")
+	flag.StringVar(&o.fromJSON, "render", "", "measure nothing: re-render benchmarks.md and .svg from this benchmarks.json (into -out, default the file's directory)")
 	flag.Parse()
 	if flag.NArg() != 0 {
 		fmt.Fprintf(os.Stderr, "bench: unexpected arguments %q\n", flag.Args())
 		os.Exit(2)
 	}
 	o.stdout = os.Stdout
+	if o.fromJSON != "" {
+		if err := render(o); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+		return
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM, syscall.SIGHUP)
 	go func() {
@@ -78,6 +87,26 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// render rewrites the report files from an existing benchmarks.json.
+func render(o options) error {
+	data, err := os.ReadFile(o.fromJSON)
+	if err != nil {
+		return err
+	}
+	rep, err := reportFromJSON(data)
+	if err != nil {
+		return err
+	}
+	if o.outDir == "" {
+		o.outDir = filepath.Dir(o.fromJSON)
+	}
+	if err := writeReport(o.outDir, rep); err != nil {
+		return err
+	}
+	fmt.Fprintf(o.stdout, "wrote %s/benchmarks.{md,json,svg}; targets met: %d of %d\n", o.outDir, rep.TargetsMet, rep.TargetsTotal)
+	return nil
 }
 
 // errNotRoot is returned when the bench is not run as root.

@@ -261,6 +261,30 @@ func formatRatio(r *float64) string {
 	return fmt.Sprintf("%.0f×", *r)
 }
 
+// reportFromJSON rebuilds a report from a benchmarks.json, re-judging the
+// targets from its raw samples, so the Markdown and SVG can be rendered
+// again without measuring.
+func reportFromJSON(data []byte) (report, error) {
+	var old report
+	if err := json.Unmarshal(data, &old); err != nil {
+		return report{}, fmt.Errorf("reading benchmarks.json: %w", err)
+	}
+	res := samples{}
+	for _, m := range old.Metrics {
+		for who, s := range m.Values {
+			if s == nil {
+				continue
+			}
+			for _, v := range s.Samples {
+				res.add(m.ID, who, v)
+			}
+		}
+	}
+	rep := old
+	rep.Metrics, rep.TargetsMet, rep.TargetsTotal = buildReport(old.Plan, res)
+	return rep, nil
+}
+
 // writeReport writes benchmarks.json, benchmarks.md and benchmarks.svg to dir.
 func writeReport(dir string, rep report) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -313,6 +337,8 @@ func renderMarkdown(rep report) string {
 	b.WriteString("- CPU: utime+stime of both daemons (`/proc/PID/stat`) summed over the four TCP tests, divided by the bytes those tests delivered. Peak RSS: `VmHWM` from `/proc/PID/status` at the end of the round. iperf3 and ping share the same cores.\n")
 	fmt.Fprintf(&b, "- In-process: `go test -bench` in `bench/inproc` (benchtime %s, count %d), gotatun's packages beside wireguard-go's `device` package doing the same work. Idle peers: a device with %d configured peers (gotatun via `Apply`, wireguard-go via `IpcSet`), heap and stacks from `runtime.ReadMemStats` after GC before and after, goroutines from `runtime.NumGoroutine`.\n",
 		p.BenchTime, p.BenchCount, p.IdlePeers)
+	b.WriteString("- Handshakes, allowed-IPs lookups and idle peers call wireguard-go's exported `device` API. Its keypairs keep their ciphers unexported, so its encrypt/decrypt figures reproduce the per-packet steps of its encryption and decryption workers (header, counter nonce, golang.org/x/crypto ChaCha20-Poly1305 in place).\n")
+	b.WriteString("- The machine may be shared with other work (see the load average above); interleaving and medians soften, but do not remove, that noise.\n")
 
 	b.WriteString("\n## Results\n")
 	group := ""
