@@ -95,7 +95,9 @@ type LinuxBind struct {
 	// (no checksum offload on the path); GSO stays off until reopened.
 	gsoBroken atomic.Bool
 
-	sendPool sync.Pool // *sendBatch
+	// freeBatches holds send scratch space for reuse; a channel rather than
+	// a sync.Pool so that garbage collections do not empty it.
+	freeBatches chan *sendBatch
 
 	truncated, badControl, segTooLarge, recvErrors, gsoFallbacks, srcFallbacks atomic.Uint64
 }
@@ -121,9 +123,7 @@ func NewLinuxBind(cfg LinuxBindConfig) *LinuxBind {
 	if cfg.GROBuffers <= 0 {
 		cfg.GROBuffers = defaultGROBuffers
 	}
-	b := &LinuxBind{cfg: cfg}
-	b.sendPool.New = func() any { return newSendBatch(cfg.BatchSize) }
-	return b
+	return &LinuxBind{cfg: cfg, freeBatches: make(chan *sendBatch, 16)}
 }
 
 // Stats returns the drop and fallback counters.
@@ -321,9 +321,17 @@ func (b *LinuxBind) Send(bufs [][]byte, ep Endpoint) error {
 	if src.IsValid() && src.Is4() != dst.Addr().Is4() {
 		src = netip.Addr{}
 	}
-	sb := b.sendPool.Get().(*sendBatch)
+	var sb *sendBatch
+	select {
+	case sb = <-b.freeBatches:
+	default:
+		sb = newSendBatch(b.cfg.BatchSize)
+	}
 	err := sb.send(b, s, bufs, dst, src, ep.IfIndex)
-	b.sendPool.Put(sb)
+	select {
+	case b.freeBatches <- sb:
+	default:
+	}
 	return err
 }
 
