@@ -283,8 +283,8 @@ func TestHandshakeFloodCookiesAndRateLimit(t *testing.T) {
 	eventually(t, "rate limiting", func() bool { return b.d.stats.rateLimited.Load() >= limited+30 })
 	// A, from another IP, still gets through.
 	tr.advance(t, pr.clock, noise.RekeyTimeout, a, b)
-	a.peer(b).initiate(false)
 	old := a.peer(b).keypairs.Current()
+	a.peer(b).initiate(false)
 	eventually(t, "A's new session", func() bool { return a.peer(b).keypairs.Current() != old })
 }
 

@@ -298,7 +298,7 @@ func TestInteropCookieFromThem(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		msgs := make([][]byte, 300)
+		msgs := make([][]byte, 200)
 		for i := range msgs {
 			msgs[i] = floodInitiation(it.wPriv.PublicKey(), gen, time.Now())
 		}
@@ -314,7 +314,7 @@ func TestInteropCookieFromThem(t *testing.T) {
 			select {
 			case <-stop:
 				return
-			case <-time.After(20 * time.Millisecond):
+			case <-time.After(50 * time.Millisecond):
 			}
 		}
 	}()
@@ -325,7 +325,7 @@ func TestInteropCookieFromThem(t *testing.T) {
 	if err := it.gTUN.Inject(pkt); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
+	deadline := time.Now().Add(60 * time.Second)
 	for {
 		select {
 		case got := <-it.wTUN.Inbound:
@@ -340,7 +340,7 @@ func TestInteropCookieFromThem(t *testing.T) {
 			stop = make(chan struct{})
 			it.exchange("after their cookie")
 			return
-		case <-time.After(time.Second):
+		case <-time.After(2 * time.Second):
 		}
 		if time.Now().After(deadline) {
 			st := &it.g.stats
