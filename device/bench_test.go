@@ -280,7 +280,7 @@ func TestDataPathAllocs(t *testing.T) {
 func idlePeers(tb testing.TB, n int) (heapPerPeer, goroutinesPerPeer float64) {
 	tb.Helper()
 	nw := transport.NewNetwork()
-	d, err := New(Options{TUN: newMemTUN(1420, 16), Bind: nw.NewBind(netip.MustParseAddr("192.0.2.1"))})
+	d, err := New(Options{TUN: tun.NewMemory("idle", 1420, 16), Bind: nw.NewBind(netip.MustParseAddr("192.0.2.1"))})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -134,6 +134,7 @@ type deviceStats struct {
 	cookiesReceived  atomic.Uint64
 	initiationsSent  atomic.Uint64
 	rxDatagrams      atomic.Uint64
+	tunPackets       atomic.Uint64 // read from the TUN device and handled
 }
 
 // lockedReader makes a reader safe for concurrent use.

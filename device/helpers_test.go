@@ -10,7 +10,6 @@ import (
 	"os"
 	"reflect"
 	"runtime"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -32,14 +31,16 @@ func seededRand(seed uint64) io.Reader {
 }
 
 type node struct {
-	t     testing.TB
-	d     *Device
-	tun   *memTUN
-	bind  transport.Bind
-	priv  noise.PrivateKey
-	pub   noise.PublicKey
-	addr  netip.AddrPort // where it listens in the memory network
-	clock *FakeClock
+	t   testing.TB
+	d   *Device
+	tun *tun.Memory
+	// injected counts packets given to the TUN device.
+	injected atomic.Uint64
+	bind     transport.Bind
+	priv     noise.PrivateKey
+	pub      noise.PublicKey
+	addr     netip.AddrPort // where it listens in the memory network
+	clock    *FakeClock
 }
 
 // newNode starts a device on the memory network at addr:port with a fresh
@@ -51,7 +52,7 @@ func newNode(t testing.TB, nw *transport.Network, addr string, port uint16, cloc
 	if err != nil {
 		t.Fatal(err)
 	}
-	tn := newMemTUN(1420, 1024)
+	tn := tun.NewMemory("wg-test", 1420, 1024)
 	a := netip.MustParseAddr(addr)
 	b := nw.NewBind(a)
 	opts := Options{TUN: tn, Bind: b, Rand: r}
@@ -170,6 +171,7 @@ func (n *node) expectNoPacket(within time.Duration) {
 
 func (n *node) inject(pkt []byte) {
 	n.t.Helper()
+	n.injected.Add(1)
 	if err := n.tun.Inject(pkt); err != nil {
 		n.t.Fatal(err)
 	}
@@ -213,105 +215,6 @@ func checkGoroutines(t testing.TB, before int) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
-}
-
-// idle reports whether every injected packet has been handled.
-func (m *memTUN) idle() bool { return m.injected.Load() == m.done.Load() }
-
-// memTUN is an in-memory tun.Device for these tests (tun.Memory's Read
-// recycles a buffer that is still in use; see the package notes).
-type memTUN struct {
-	mtu       int
-	in, out   chan []byte
-	events    chan tun.Event
-	closed    chan struct{}
-	closeOnce sync.Once
-	// injected counts Inject calls; done counts packets whose Read batch
-	// the reader has finished (it came back for more).
-	injected, done atomic.Int64
-	lastRead       int64
-}
-
-func newMemTUN(mtu, queueLen int) *memTUN {
-	m := &memTUN{
-		mtu:    mtu,
-		in:     make(chan []byte, queueLen),
-		out:    make(chan []byte, queueLen),
-		events: make(chan tun.Event, 4),
-		closed: make(chan struct{}),
-	}
-	m.events <- tun.EventUp
-	return m
-}
-
-func (m *memTUN) Inject(pkt []byte) error {
-	m.injected.Add(1)
-	select {
-	case m.in <- append([]byte(nil), pkt...):
-		return nil
-	case <-m.closed:
-		return tun.ErrClosed
-	}
-}
-
-func (m *memTUN) Outbound() <-chan []byte { return m.out }
-func (m *memTUN) Recycle([]byte)          {}
-
-func (m *memTUN) Read(bufs [][]byte, sizes []int, offset int) (n int, err error) {
-	m.done.Add(m.lastRead)
-	m.lastRead = 0
-	defer func() { m.lastRead = int64(n) }()
-	var pkt []byte
-	select {
-	case pkt = <-m.in:
-	case <-m.closed:
-		return 0, tun.ErrClosed
-	}
-	for {
-		if len(pkt) <= len(bufs[n])-offset {
-			sizes[n] = copy(bufs[n][offset:], pkt)
-			n++
-		}
-		if n == len(bufs) {
-			return n, nil
-		}
-		select {
-		case pkt = <-m.in:
-			continue
-		default:
-		}
-		if n > 0 {
-			return n, nil
-		}
-		select {
-		case pkt = <-m.in:
-		case <-m.closed:
-			return 0, tun.ErrClosed
-		}
-	}
-}
-
-func (m *memTUN) Write(bufs [][]byte, offset int) (int, error) {
-	for i, b := range bufs {
-		select {
-		case m.out <- append([]byte(nil), b[offset:]...):
-		case <-m.closed:
-			return i, tun.ErrClosed
-		}
-	}
-	return len(bufs), nil
-}
-
-func (m *memTUN) MTU() (int, error)        { return m.mtu, nil }
-func (m *memTUN) Name() (string, error)    { return "wg-test", nil }
-func (m *memTUN) Events() <-chan tun.Event { return m.events }
-func (m *memTUN) BatchSize() int           { return 128 }
-func (m *memTUN) Close() error {
-	m.closeOnce.Do(func() {
-		close(m.closed)
-		close(m.events)
-	})
-	return nil
 }
 
 // setSendCounter moves a keypair's send counter, to reach the message

@@ -21,6 +21,7 @@ import (
 
 	"gotatun/noise"
 	"gotatun/transport"
+	"gotatun/tun"
 )
 
 // interop is one of our devices ("g", 10.1.0.1, fd01::1) and a
@@ -29,7 +30,7 @@ type interop struct {
 	t      *testing.T
 	clock  *FakeClock
 	g      *Device
-	gTUN   *memTUN
+	gTUN   *tun.Memory
 	gPriv  noise.PrivateKey
 	gPort  uint16
 	w      *wgdevice.Device
@@ -55,7 +56,7 @@ func newInterop(t *testing.T, psk noise.PresharedKey, gKnowsEndpoint bool) *inte
 	it.w = wgdevice.NewDevice(it.wTUN.TUN(), wgconn.NewStdNetBind(), wgdevice.NewLogger(wgdevice.LogLevelError, "wireguard-go: "))
 	t.Cleanup(it.close)
 
-	it.gTUN = newMemTUN(1420, 1024)
+	it.gTUN = tun.NewMemory("wg-interop", 1420, 1024)
 	opts := Options{TUN: it.gTUN, Bind: transport.NewStdBind(), Clock: it.clock}
 	if os.Getenv("DEVICE_TEST_LOG") != "" {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

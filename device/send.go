@@ -125,6 +125,7 @@ func (d *Device) routineReadTUN() {
 				p.dropStaged()
 			}
 		}
+		d.stats.tunPackets.Add(uint64(cnt))
 	}
 }
 

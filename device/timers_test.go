@@ -114,7 +114,7 @@ func (tr *traffic) quiet(n *node) bool {
 	tr.mu.Lock()
 	delivered := tr.delivered[n.addr.Addr()]
 	tr.mu.Unlock()
-	return n.d.stats.rxDatagrams.Load() == uint64(delivered) && n.d.pending.Load() == 0 && n.tun.idle()
+	return n.d.stats.rxDatagrams.Load() == uint64(delivered) && n.d.pending.Load() == 0 && n.d.stats.tunPackets.Load() == n.injected.Load()
 }
 
 // quiesce waits until every node is quiet twice in a row.
