@@ -233,30 +233,44 @@ func TestDaemon(t *testing.T) {
 		}
 	})
 
-	t.Run("inherited-descriptors", func(t *testing.T) {
-		n := newNetns(t)
-		name := uniq("g")
-		ctx, cancel := context.WithCancel(context.Background())
-		defer cancel()
-		cmd := n.command(ctx, os.Args[0])
-		cmd.Env = append(os.Environ(), helperEnv+"=fdexec", helperAddr+"="+name, "GOTATUN_E2E_BIN="+gotatunBin())
-		out := &syncBuffer{}
-		cmd.Stdout, cmd.Stderr = out, out
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
-		defer os.Remove(socketPath(name))
-		waitSocket(t, n, name)
-		n.run("wg", "set", name, "listen-port", "6000")
-		if got := n.run("wg", "show", name, "listen-port"); strings.TrimSpace(got) != "6000" {
-			t.Fatalf("listen-port %q", got)
-		}
-		n.run("ip", "link", "show", name)
-		cmd.Process.Signal(syscall.SIGTERM)
-		if err := cmd.Wait(); err != nil {
-			t.Fatalf("exit: %v\n%s", err, out.String())
-		}
-	})
+	for _, fg := range []bool{true, false} {
+		t.Run(fmt.Sprintf("inherited-descriptors/foreground=%v", fg), func(t *testing.T) {
+			n := newNetns(t)
+			name := uniq("g")
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			cmd := n.command(ctx, os.Args[0])
+			cmd.Env = append(os.Environ(), helperEnv+"=fdexec", helperAddr+"="+name, "GOTATUN_E2E_BIN="+gotatunBin(),
+				fmt.Sprintf("GOTATUN_E2E_FG=%v", fg))
+			out := &syncBuffer{}
+			cmd.Stdout, cmd.Stderr = out, out
+			if err := cmd.Start(); err != nil {
+				t.Fatal(err)
+			}
+			defer os.Remove(socketPath(name))
+			if !fg {
+				// The launcher returns once the daemon it detached is ready.
+				if err := cmd.Wait(); err != nil {
+					t.Fatalf("launcher: %v\n%s", err, out.String())
+				}
+			}
+			waitSocket(t, n, name)
+			n.run("wg", "set", name, "listen-port", "6000")
+			if got := n.run("wg", "show", name, "listen-port"); strings.TrimSpace(got) != "6000" {
+				t.Fatalf("listen-port %q", got)
+			}
+			n.run("ip", "link", "show", name)
+			if fg {
+				cmd.Process.Signal(syscall.SIGTERM)
+				if err := cmd.Wait(); err != nil {
+					t.Fatalf("exit: %v\n%s", err, out.String())
+				}
+			} else {
+				n.run("ip", "link", "del", name)
+				waitGoneProcs(t, n)
+			}
+		})
+	}
 }
 
 func waitGoneProcs(t *testing.T, n *netns) {
@@ -288,7 +302,7 @@ func waitSocket(t *testing.T, n *netns, name string) {
 // helperFDExec creates the TUN interface and the configuration socket
 // itself, then becomes gotatun with them as WG_TUN_FD and WG_UAPI_FD: how
 // a service manager hands them over.
-func helperFDExec(name, bin string) error {
+func helperFDExec(name, bin string, foreground bool) error {
 	fd, err := unix.Open("/dev/net/tun", unix.O_RDWR, 0)
 	if err != nil {
 		return err
@@ -322,5 +336,9 @@ func helperFDExec(name, bin string) error {
 		return err
 	}
 	env := append(os.Environ(), "WG_TUN_FD=3", "WG_UAPI_FD=4", helperEnv+"=")
-	return syscall.Exec(bin, []string{bin, "-f", name}, env)
+	args := []string{bin, name}
+	if foreground {
+		args = []string{bin, "-f", name}
+	}
+	return syscall.Exec(bin, args, env)
 }

@@ -45,7 +45,7 @@ func runHelper(mode string) int {
 			err = helperSend(os.Getenv(helperAddr), int64(n), seed)
 		}
 	case "fdexec":
-		err = helperFDExec(os.Getenv(helperAddr), os.Getenv("GOTATUN_E2E_BIN"))
+		err = helperFDExec(os.Getenv(helperAddr), os.Getenv("GOTATUN_E2E_BIN"), os.Getenv("GOTATUN_E2E_FG") == "true")
 	default:
 		err = fmt.Errorf("unknown helper mode %q", mode)
 	}
