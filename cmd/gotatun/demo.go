@@ -40,8 +40,9 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 	fs.IntVar(&o.mtu, "mtu", 1420, "tunnel MTU")
 	fs.DurationVar(&o.timeout, "timeout", 2*time.Minute, "fail if the transfer takes longer")
 	fs.BoolVar(&o.verbose, "v", false, "log the devices' debug messages")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: gotatun demo [flags]\n\n"+
+	usage := func(w io.Writer) {
+		fs.SetOutput(w)
+		fmt.Fprintf(w, "Usage: gotatun demo [flags]\n\n"+
 			"Starts two WireGuard devices in this process, joined by real UDP sockets on\n"+
 			"127.0.0.1 and by in-memory TUNs, performs the handshake, pushes IPv4/UDP\n"+
 			"packets each way at once, checks every byte, and prints the handshake time,\n"+
@@ -49,12 +50,15 @@ func runDemo(args []string, stdout, stderr io.Writer) int {
 			"if every packet arrived intact.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
+	// The flag package prints parse errors itself; usage is printed here,
+	// once, to stdout when asked for and to stderr after an error.
+	fs.Usage = func() {}
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			fs.SetOutput(stdout)
-			fs.Usage()
+			usage(stdout)
 			return 0
 		}
+		usage(stderr)
 		return 2
 	}
 	if fs.NArg() > 0 {
