@@ -4,9 +4,10 @@
 // transport.Bind through batched, parallel pipelines.
 //
 // Goroutines: one TUN reader, one per receive function of the Bind, one
-// handshake worker, one TUN event watcher and GOMAXPROCS crypto workers,
-// whatever the number of peers. Per-peer ordered work is done by the
-// workers; per-peer timers are Clock timers, which run no goroutine while
+// handshake worker, one TUN event watcher and, on more than two cores,
+// GOMAXPROCS crypto workers (see Options.Workers), whatever the number of
+// peers. Per-peer ordered work is done by whichever goroutine finds it
+// ready; per-peer timers are Clock timers, which run no goroutine while
 // waiting.
 //
 // Lock order: Device.cfgMu, then Device.peersMu, then the peer's locks
@@ -49,6 +50,13 @@ type Options struct {
 	// Rand supplies sender indices, ephemeral keys and timer jitter; nil
 	// is crypto/rand.
 	Rand io.Reader
+	// Workers is the number of crypto worker goroutines; negative means
+	// none, and zero picks: none when GOMAXPROCS is 2 or less, where the
+	// goroutines that read the TUN and the UDP sockets (one per direction)
+	// already keep both cores busy and a hand-off to a worker only adds a
+	// wake-up per batch; GOMAXPROCS workers otherwise. With no workers each
+	// batch is encrypted or decrypted by the goroutine that read it.
+	Workers int
 }
 
 const (
@@ -92,8 +100,9 @@ type Device struct {
 	indices *indexTable
 	limiter *ratelimit.Limiter
 
-	workQ chan *batch
-	hsQ   chan hsMsg
+	workQ  chan *batch
+	inline bool // no workers: whoever builds a batch does its crypto
+	hsQ    chan hsMsg
 	// pending counts handshake messages and batches accepted but not
 	// yet finished.
 	pending        atomic.Int64
@@ -203,7 +212,14 @@ func New(opts Options) (*Device, error) {
 	d.listenPort = port
 	d.startReceivers(fns)
 
-	workers := runtime.GOMAXPROCS(0)
+	workers := opts.Workers
+	switch {
+	case workers < 0:
+		workers = 0
+	case workers == 0:
+		workers = autoWorkers(runtime.GOMAXPROCS(0))
+	}
+	d.inline = workers == 0
 	d.wg.Add(3 + workers)
 	go d.routineReadTUN()
 	go d.routineHandshake()
@@ -212,6 +228,15 @@ func New(opts Options) (*Device, error) {
 		go d.worker()
 	}
 	return d, nil
+}
+
+// autoWorkers is the default number of crypto workers for procs
+// processors.
+func autoWorkers(procs int) int {
+	if procs <= 2 {
+		return 0
+	}
+	return procs
 }
 
 // bufSizeFor sizes packet buffers: headroom, the MTU (at least minBufMTU),

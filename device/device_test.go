@@ -69,17 +69,26 @@ func TestHandshakeAndData(t *testing.T) {
 	}
 }
 
+// Both directions at once: A encrypts and decrypts on the goroutines that
+// read (no workers), B on its worker pool (see testWorkers).
 func TestManyPacketsInOrder(t *testing.T) {
 	pr := newPair(t)
 	pr.ping(t, "warmup")
 	const n = 2000
-	go func() {
-		for i := range n {
-			pr.a.tun.Inject(ipv4Packet("10.0.0.1", "10.0.0.2", []byte(fmt.Sprintf("packet %06d", i))))
-		}
-	}()
+	for _, dir := range []struct {
+		from *node
+		src  string
+		dst  string
+	}{{pr.a, "10.0.0.1", "10.0.0.2"}, {pr.b, "10.0.0.2", "10.0.0.1"}} {
+		go func() {
+			for i := range n {
+				dir.from.tun.Inject(ipv4Packet(dir.src, dir.dst, []byte(fmt.Sprintf("packet %06d", i))))
+			}
+		}()
+	}
 	for i := range n {
 		pr.b.expectPacket(ipv4Packet("10.0.0.1", "10.0.0.2", []byte(fmt.Sprintf("packet %06d", i))))
+		pr.a.expectPacket(ipv4Packet("10.0.0.2", "10.0.0.1", []byte(fmt.Sprintf("packet %06d", i))))
 	}
 }
 

@@ -43,6 +43,15 @@ type node struct {
 	clock    *FakeClock
 }
 
+// testWorkers alternates between the two pipelines by seed: crypto on
+// worker goroutines, and crypto by the goroutine that read the batch.
+func testWorkers(seed uint64) int {
+	if seed%2 == 0 {
+		return 2
+	}
+	return -1
+}
+
 // newNode starts a device on the memory network at addr:port with a fresh
 // key. clock may be nil for the real clock.
 func newNode(t testing.TB, nw *transport.Network, addr string, port uint16, clock *FakeClock, seed uint64) *node {
@@ -55,7 +64,7 @@ func newNode(t testing.TB, nw *transport.Network, addr string, port uint16, cloc
 	tn := tun.NewMemory("wg-test", 1420, 1024)
 	a := netip.MustParseAddr(addr)
 	b := nw.NewBind(a)
-	opts := Options{TUN: tn, Bind: b, Rand: r}
+	opts := Options{TUN: tn, Bind: b, Rand: r, Workers: testWorkers(seed)}
 	if os.Getenv("DEVICE_TEST_LOG") != "" {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("dev", addr)
 	}

@@ -137,10 +137,14 @@ func (d *Device) putBatch(b *batch) {
 	d.batchPool.Put(b)
 }
 
-// dispatch hands a batch already on its peer's queue to the workers. A
-// worker never blocks on the full work queue (every worker could be doing
+// dispatch hands a batch already on its peer's queue to the workers, or
+// processes it at once when there are none. A worker never blocks on the full work queue (every worker could be doing
 // the same); it does the crypto itself instead.
 func (d *Device) dispatch(b *batch, fromWorker bool) {
+	if d.inline {
+		d.process(b)
+		return
+	}
 	if fromWorker {
 		select {
 		case d.workQ <- b:
