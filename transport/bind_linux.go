@@ -364,7 +364,10 @@ func newSendBatch(n int) *sendBatch {
 
 // sendmmsg is the system call, a variable so tests can inject failures.
 var sendmmsg = func(fd uintptr, msgs []mmsghdr) (int, unix.Errno) {
-	n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
+	// RawSyscall: the descriptor is non-blocking, so the call returns at once;
+	// skipping the scheduler's syscall bookkeeping keeps sysmon from handing
+	// this P to another thread during long kernel work (a 64 KiB GSO write).
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&msgs[0])), uintptr(len(msgs)), 0, 0, 0)
 	return int(n), e
 }
 
@@ -591,7 +594,7 @@ func newLinuxReceiver(b *LinuxBind, s *linuxSocket) *linuxReceiver {
 // poller should wait.
 func (r *linuxReceiver) read(fd uintptr) bool {
 	for {
-		n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(r.vlen), 0, 0, 0)
+		n, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(r.vlen), 0, 0, 0)
 		switch e {
 		case 0:
 			r.got, r.errno = int(n), nil

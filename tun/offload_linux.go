@@ -50,7 +50,10 @@ func (r *vnetReader) init() {
 func (d *LinuxDevice) readRaw(fd uintptr) bool {
 	r := &d.vr
 	for {
-		n, _, e := unix.Syscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)))
+		// RawSyscall: the descriptor is non-blocking, so the call returns at once;
+		// skipping the scheduler's syscall bookkeeping keeps sysmon from handing
+		// this P to another thread during long kernel work (a 64 KiB GSO write).
+		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)))
 		switch e {
 		case 0:
 			r.plen, r.err, r.none = int(n), nil, false
@@ -229,7 +232,7 @@ func (w *vnetWriter) init(tso, uso bool) {
 func (d *LinuxDevice) writeRaw(fd uintptr) bool {
 	w := &d.vw
 	for {
-		_, _, e := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(w.p))), uintptr(len(w.p)))
+		_, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(w.p))), uintptr(len(w.p)))
 		switch e {
 		case unix.EINTR:
 			continue

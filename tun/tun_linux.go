@@ -540,7 +540,10 @@ func (d *LinuxDevice) readPlain(fd uintptr) bool {
 		}
 		setIovec(&r.iov[0], room)
 		setIovec(&r.iov[1], r.overflow)
-		n, _, e := unix.Syscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&r.iov[0])), 2)
+		// RawSyscall: the descriptor is non-blocking, so the call returns at once;
+		// skipping the scheduler's syscall bookkeeping keeps sysmon from handing
+		// this P to another thread during long kernel work (a 64 KiB GSO write).
+		n, _, e := unix.RawSyscall(unix.SYS_READV, fd, uintptr(unsafe.Pointer(&r.iov[0])), 2)
 		switch e {
 		case 0:
 			if int(n) > len(room) {
@@ -610,7 +613,7 @@ func (d *LinuxDevice) writePackets(fd uintptr) bool {
 	w := &d.wr
 	for w.n < len(w.bufs) {
 		p := w.bufs[w.n][w.offset:]
-		_, _, e := unix.Syscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
+		_, _, e := unix.RawSyscall(unix.SYS_WRITE, fd, uintptr(unsafe.Pointer(unsafe.SliceData(p))), uintptr(len(p)))
 		switch e {
 		case 0:
 			w.n++
