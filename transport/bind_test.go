@@ -256,3 +256,29 @@ func TestStdBindInvalidDestination(t *testing.T) {
 		t.Fatal("Send to the zero endpoint succeeded")
 	}
 }
+
+func TestMemoryBindOversize(t *testing.T) {
+	nw := NewNetwork()
+	a, b := nw.NewBind(netip.MustParseAddr("192.0.2.1")), nw.NewBind(netip.MustParseAddr("192.0.2.2"))
+	openBind(t, a, 0)
+	fnsB, portB := openBind(t, b, 0)
+	rb := startReceiver(t, fnsB, b.BatchSize(), 100)
+	defer func() {
+		a.Close()
+		b.Close()
+		rb.wait(t)
+	}()
+	dst := Endpoint{Dst: netip.AddrPortFrom(netip.MustParseAddr("192.0.2.2"), portB)}
+	big := bytes.Repeat([]byte{0xAB}, 500)
+	// Alone, then first in a batch: either way only the small one arrives.
+	if err := a.Send([][]byte{big}, dst); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.Send([][]byte{big, []byte("small")}, dst); err != nil {
+		t.Fatal(err)
+	}
+	if got := rb.next(t); string(got.data) != "small" {
+		t.Fatalf("got %d bytes %q, want only the small datagram", len(got.data), got.data)
+	}
+	rb.expectNone(t, 50*time.Millisecond)
+}

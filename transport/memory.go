@@ -78,11 +78,23 @@ func (b *memBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 		}
 		n := 0
 		for {
-			sizes[n] = copy(bufs[n], d.data)
-			eps[n] = Endpoint{Dst: d.from, Src: ap.Addr()}
-			n++
-			if n == len(bufs) {
-				return n, nil
+			// A datagram larger than its buffer is dropped, never
+			// truncated, as the Linux bind does.
+			if len(d.data) <= len(bufs[n]) {
+				sizes[n] = copy(bufs[n], d.data)
+				eps[n] = Endpoint{Dst: d.from, Src: ap.Addr()}
+				n++
+				if n == len(bufs) {
+					return n, nil
+				}
+			}
+			if n == 0 {
+				select {
+				case d = <-queue:
+				case <-done:
+					return 0, ErrClosed
+				}
+				continue
 			}
 			select {
 			case d = <-queue:
