@@ -100,6 +100,40 @@ func (c *Coalescer) Coalesce(bufs [][]byte, offset int, udp bool) ([][]byte, err
 			return nil, fmt.Errorf("%w: buffer %d is %d bytes, shorter than offset %d", ErrBufferTooSmall, i, len(b), offset)
 		}
 	}
+	c.coalesce(bufs, nil, offset, udp)
+	return c.out, nil
+}
+
+// CoalesceInto is Coalesce for packets that stay where they are: pkts[i]
+// is a whole packet, never written to. Each returned buffer is one of
+// slots, holding a packet passed through or a super-packet, with its
+// virtio-net header at [offset-VirtioNetHdrLen:offset]; merged segments
+// are copied once, straight into their super-packet, so a super-packet
+// may hold as many segments as fit in 64 KiB whatever len(slots) is.
+// Slots must have room for offset plus the largest super-packet in their
+// capacity. When the slots run out it stops early; used tells how many of
+// pkts it took. The returned slice aliases the Coalescer and slots.
+func (c *Coalescer) CoalesceInto(pkts, slots [][]byte, offset int, udp bool) (out [][]byte, used int, err error) {
+	if offset < VirtioNetHdrLen {
+		return nil, 0, fmt.Errorf("%w: offset %d leaves no room for the %d-byte virtio-net header", ErrBufferTooSmall, offset, VirtioNetHdrLen)
+	}
+	if len(slots) == 0 {
+		return nil, 0, fmt.Errorf("%w: no slots", ErrBufferTooSmall)
+	}
+	for i, s := range slots {
+		if cap(s) < offset+maxSuperPacket {
+			return nil, 0, fmt.Errorf("%w: slot %d holds %d bytes, need %d", ErrBufferTooSmall, i, cap(s), offset+maxSuperPacket)
+		}
+	}
+	used = c.coalesce(pkts, slots, offset, udp)
+	return c.out, used, nil
+}
+
+// coalesce does the work of Coalesce (slots nil: packets are at
+// bufs[i][offset:] and grow in place) and CoalesceInto (bufs[i] is the
+// packet, copied into the next slot when it starts an output). It returns
+// how many of bufs it took.
+func (c *Coalescer) coalesce(bufs, slots [][]byte, offset int, udp bool) int {
 	if c.flows == nil {
 		c.flows = make(map[flowKey]int)
 	} else {
@@ -107,30 +141,48 @@ func (c *Coalescer) Coalesce(bufs [][]byte, offset int, udp bool) ([][]byte, err
 	}
 	c.out = c.out[:0]
 	c.groups = c.groups[:0]
+	used := 0
 	for _, b := range bufs {
-		pkt := b[offset:]
+		pkt := b
+		if slots == nil {
+			pkt = b[offset:]
+		}
 		kind, key, info := classify(pkt, udp)
 		if kind != kindOther {
 			if gi, ok := c.flows[key]; ok {
 				if kind == kindCandidate && c.tryAppend(&c.groups[gi], pkt, &info, offset) {
+					used++
 					continue
 				}
 				delete(c.flows, key)
 			}
-			if kind == kindCandidate {
-				g := group{
-					out: len(c.out), l4: info.l4, l4Len: info.l4Len, proto: info.proto, v6: info.v6,
-					gsoSize: info.payload, segs: 1, nextSeq: info.seq + uint32(info.payload), id: info.id,
-					psh: info.flags&TCPFlagPSH != 0,
+		}
+		if slots != nil {
+			if len(c.out) == len(slots) || len(pkt) > maxSuperPacket {
+				if len(c.out) == len(slots) {
+					break
 				}
-				g.closed = g.psh
-				c.groups = append(c.groups, g)
-				if !g.closed {
-					c.flows[key] = len(c.groups) - 1
-				}
+				used++ // too large for any TUN write: dropped
+				continue
+			}
+			slot := slots[len(c.out)]
+			b = slot[:offset+len(pkt)]
+			copy(b[offset:], pkt)
+		}
+		if kind == kindCandidate {
+			g := group{
+				out: len(c.out), l4: info.l4, l4Len: info.l4Len, proto: info.proto, v6: info.v6,
+				gsoSize: info.payload, segs: 1, nextSeq: info.seq + uint32(info.payload), id: info.id,
+				psh: info.flags&TCPFlagPSH != 0,
+			}
+			g.closed = g.psh
+			c.groups = append(c.groups, g)
+			if !g.closed {
+				c.flows[key] = len(c.groups) - 1
 			}
 		}
 		c.out = append(c.out, b)
+		used++
 	}
 	for _, b := range c.out {
 		clear(b[offset-VirtioNetHdrLen : offset])
@@ -140,7 +192,7 @@ func (c *Coalescer) Coalesce(bufs [][]byte, offset int, udp bool) ([][]byte, err
 			c.finish(&c.groups[i], offset)
 		}
 	}
-	return c.out, nil
+	return used
 }
 
 // classify parses pkt enough to find its flow and whether it may be merged.

@@ -87,6 +87,13 @@ func coalesceOK(t *testing.T, c *Coalescer, pkts [][]byte, udp bool) [][]byte {
 	for i, p := range pkts {
 		orig[i] = slices.Clone(p)
 	}
+	// CoalesceInto, given a slot per packet, builds the same outputs
+	// without touching its input.
+	var ci Coalescer
+	into, used := coalesceInto(t, &ci, pkts, len(pkts)+1, udp)
+	if used != len(pkts) {
+		t.Fatalf("CoalesceInto took %d of %d packets with a slot for each", used, len(pkts))
+	}
 	out, err := c.Coalesce(toBufs(pkts, 70000), testOffset, udp)
 	if err != nil {
 		t.Fatal(err)
@@ -95,7 +102,39 @@ func coalesceOK(t *testing.T, c *Coalescer, pkts [][]byte, udp bool) [][]byte {
 	if !sameMultiset(back, orig) {
 		t.Fatalf("split(coalesce(x)) != x: %d packets in, %d out", len(orig), len(back))
 	}
+	if len(into) != len(out) {
+		t.Fatalf("CoalesceInto made %d outputs, Coalesce %d", len(into), len(out))
+	}
+	for i := range out {
+		if !bytes.Equal(into[i][testOffset-VirtioNetHdrLen:], out[i][testOffset-VirtioNetHdrLen:]) {
+			t.Fatalf("output %d differs between CoalesceInto and Coalesce", i)
+		}
+	}
+	for i := range pkts {
+		if !bytes.Equal(pkts[i], orig[i]) {
+			t.Fatalf("CoalesceInto wrote to input packet %d", i)
+		}
+	}
 	return out
+}
+
+// coalesceInto runs CoalesceInto once with n fresh slots and returns
+// copies of its outputs.
+func coalesceInto(t testing.TB, c *Coalescer, pkts [][]byte, n int, udp bool) ([][]byte, int) {
+	t.Helper()
+	slots := make([][]byte, n)
+	for i := range slots {
+		slots[i] = make([]byte, testOffset+maxSuperPacket)
+	}
+	out, used, err := c.CoalesceInto(pkts, slots, testOffset, udp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copies := make([][]byte, len(out))
+	for i, b := range out {
+		copies[i] = slices.Clone(b)
+	}
+	return copies, used
 }
 
 func hdrOf(b []byte) VirtioNetHdr {
@@ -406,6 +445,20 @@ func FuzzCoalesce(f *testing.F) {
 		back := splitAll(t, out)
 		if !sameMultiset(back, pkts) {
 			t.Fatalf("split(coalesce(x)) != x: %d in, %d back", len(pkts), len(back))
+		}
+		// Likewise CoalesceInto with few slots, called until it has
+		// taken every packet, each call making progress.
+		var into [][]byte
+		for rest := pkts; len(rest) > 0; {
+			o, used := coalesceInto(t, &c, rest, 1+len(rest)%3, udp)
+			if used == 0 || len(o) == 0 {
+				t.Fatalf("CoalesceInto took %d packets, made %d outputs", used, len(o))
+			}
+			into = append(into, o...)
+			rest = rest[used:]
+		}
+		if back := splitAll(t, into); !sameMultiset(back, pkts) {
+			t.Fatalf("split(coalesceInto(x)) != x: %d in, %d back", len(pkts), len(back))
 		}
 	})
 }

@@ -11,9 +11,10 @@ import (
 )
 
 const (
-	// writeWindow is how many packets are coalesced together at most; each
-	// needs a buffer that can grow into a 64 KiB super-packet.
-	writeWindow = 32
+	// writeWindow is how many super-packets (or lone packets) one round
+	// of coalescing builds; each needs a buffer that can grow to 64 KiB.
+	// A batch with more outputs takes several rounds.
+	writeWindow = 16
 	// slotSize holds a virtio-net header and the largest super-packet.
 	slotSize = virtioHdrLen + maxPacket
 	// maxSplitArena bounds the memory used to split a super-packet with
@@ -225,7 +226,7 @@ func (w *vnetWriter) init(tso, uso bool) {
 	for i := range w.slots {
 		w.slots[i] = arena[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]
 	}
-	w.in = make([][]byte, n)
+	w.in = make([][]byte, 0, linuxBatchSize)
 }
 
 // writeRaw writes vw.p as one packet.
@@ -292,30 +293,32 @@ func (d *LinuxDevice) writeVnet(bufs [][]byte, offset int) (int, error) {
 		}
 		return len(bufs), nil
 	}
-	for start := 0; start < len(bufs); {
-		in := w.in[:0]
-		i := start
-		for ; i < len(bufs) && len(in) < len(w.slots); i++ {
-			pkt := bufs[i][offset:]
-			if len(pkt) > maxPacket {
-				d.writeRejected.Add(1)
-				continue
-			}
-			b := w.slots[len(in)][:virtioHdrLen+len(pkt)]
-			copy(b[virtioHdrLen:], pkt)
-			in = append(in, b)
+	// Packets are copied once, into the slot of the super-packet (or
+	// lone packet) they become part of.
+	in := w.in[:0]
+	for _, b := range bufs {
+		if pkt := b[offset:]; len(pkt) > maxPacket {
+			d.writeRejected.Add(1)
+		} else {
+			in = append(in, pkt)
 		}
-		out, err := w.co.Coalesce(in, virtioHdrLen, w.uso)
+	}
+	w.in = in
+	written := 0
+	for len(in) > 0 {
+		out, used, err := w.co.CoalesceInto(in, w.slots, virtioHdrLen, w.uso)
 		if err != nil {
-			return start, fmt.Errorf("tun: coalesce: %w", err)
+			return written, fmt.Errorf("tun: coalesce: %w", err)
 		}
-		d.coalesced.Add(uint64(len(in) - len(out)))
+		d.coalesced.Add(uint64(used - len(out)))
 		for _, p := range out {
 			if err := d.writeOne(p); err != nil {
-				return start, err
+				return written, err
 			}
 		}
-		start = i
+		in = in[used:]
+		written += used
 	}
+	clear(w.in)
 	return len(bufs), nil
 }
