@@ -138,8 +138,9 @@ func (d *Device) putBatch(b *batch) {
 }
 
 // dispatch hands a batch already on its peer's queue to the workers, or
-// processes it at once when there are none. A worker never blocks on the full work queue (every worker could be doing
-// the same); it does the crypto itself instead.
+// processes it at once when there are none. A worker never blocks on the
+// full work queue (every worker could be doing the same); it does the
+// crypto itself instead.
 func (d *Device) dispatch(b *batch, fromWorker bool) {
 	if d.inline {
 		d.process(b)
