@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	mrand "math/rand/v2"
 	"net/netip"
 	"runtime"
 	"sync"
@@ -102,7 +103,11 @@ type Device struct {
 
 	workQ  chan *batch
 	inline bool // no workers: whoever builds a batch does its crypto
-	hsQ    chan hsMsg
+
+	tr        *tunReader
+	tunBatch  tun.BatchReader // the TUN, if it is one
+	handleTUN func(n int)     // handleTUNBatch, bound once
+	hsQ       chan hsMsg
 	// pending counts handshake messages and batches accepted but not
 	// yet finished.
 	pending        atomic.Int64
@@ -119,6 +124,9 @@ type Device struct {
 	cbMu     sync.Mutex // guards cbClosed and cbWG.Add
 	cbClosed bool
 	cbWG     sync.WaitGroup // timer callbacks running
+
+	jitterMu   sync.Mutex
+	jitterRand *mrand.Rand
 
 	stats deviceStats
 }
@@ -189,6 +197,11 @@ func New(opts Options) (*Device, error) {
 		r = rand.Reader
 	}
 	d.rand = &lockedReader{r: r}
+	var seed [32]byte
+	if _, err := io.ReadFull(d.rand, seed[:]); err != nil {
+		return nil, fmt.Errorf("device: seeding timer jitter: %w", err)
+	}
+	d.jitterRand = mrand.New(mrand.NewChaCha8(seed))
 	d.indices = newIndexTable(d.rand)
 	d.limiter = ratelimit.New(d.clock.Now)
 
@@ -205,13 +218,6 @@ func New(opts Options) (*Device, error) {
 	}
 	d.bindBatch = max(1, min(d.bind.BatchSize(), batchCap))
 
-	fns, port, err := d.bind.Open(0)
-	if err != nil {
-		return nil, fmt.Errorf("device: opening UDP bind: %w", err)
-	}
-	d.listenPort = port
-	d.startReceivers(fns)
-
 	workers := opts.Workers
 	switch {
 	case workers < 0:
@@ -220,6 +226,17 @@ func New(opts Options) (*Device, error) {
 		workers = autoWorkers(runtime.GOMAXPROCS(0))
 	}
 	d.inline = workers == 0
+	d.tr = d.newTUNReader()
+	d.handleTUN = d.handleTUNBatch
+	d.tunBatch, _ = d.tun.(tun.BatchReader)
+
+	fns, port, err := d.bind.Open(0)
+	if err != nil {
+		return nil, fmt.Errorf("device: opening UDP bind: %w", err)
+	}
+	d.listenPort = port
+	d.startReceivers(fns)
+
 	d.wg.Add(3 + workers)
 	go d.routineReadTUN()
 	go d.routineHandshake()

@@ -56,6 +56,13 @@ func testWorkers(seed uint64) int {
 // key. clock may be nil for the real clock.
 func newNode(t testing.TB, nw *transport.Network, addr string, port uint16, clock *FakeClock, seed uint64) *node {
 	t.Helper()
+	return newNodeTUN(t, nw, addr, port, clock, seed, nil)
+}
+
+// newNodeTUN is newNode with the device's TUN made by wrap from the
+// node's memory TUN (nil: the memory TUN itself).
+func newNodeTUN(t testing.TB, nw *transport.Network, addr string, port uint16, clock *FakeClock, seed uint64, wrap func(*tun.Memory) tun.Device) *node {
+	t.Helper()
 	r := seededRand(seed)
 	priv, err := noise.GeneratePrivateKey(r)
 	if err != nil {
@@ -65,6 +72,9 @@ func newNode(t testing.TB, nw *transport.Network, addr string, port uint16, cloc
 	a := netip.MustParseAddr(addr)
 	b := nw.NewBind(a)
 	opts := Options{TUN: tn, Bind: b, Rand: r, Workers: testWorkers(seed)}
+	if wrap != nil {
+		opts.TUN = wrap(tn)
+	}
 	if os.Getenv("DEVICE_TEST_LOG") != "" {
 		opts.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug})).With("dev", addr)
 	}

@@ -261,12 +261,18 @@ func (d *Device) finishInbound(b *batch) {
 			p.timersDataReceived()
 		}
 	}
+	wrote := false
 	if len(b.bufs) > 0 {
 		if _, err := d.tun.Write(b.bufs, headroom); err != nil {
 			d.log.Debug("TUN write failed", "err", err)
 		}
+		wrote = true
 	}
 	d.releaseBatch(b)
+	if wrote && d.inline {
+		// Workers must not read the TUN: staging may wait for them.
+		d.pollTUN()
+	}
 	if rotated {
 		p.sendStaged(true)
 	}

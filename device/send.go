@@ -60,25 +60,48 @@ func (d *Device) readLen() int {
 	return d.bufSize - headroom - noise.MessageTransportOverhead
 }
 
+// tunReader is the buffers TUN reads fill. One set serves the TUN reader
+// and the goroutines that poll the TUN after writing to it: the TUN
+// device hands batches to handleTUN one at a time.
+type tunReader struct {
+	holders []*buffer
+	bufs    [][]byte
+	sizes   []int
+	peers   []*Peer
+	rl      int // how much of a buffer a read may fill
+}
+
+func (d *Device) newTUNReader() *tunReader {
+	n := max(1, d.tun.BatchSize())
+	tr := &tunReader{
+		holders: make([]*buffer, n),
+		bufs:    make([][]byte, n),
+		sizes:   make([]int, n),
+		peers:   make([]*Peer, n),
+		rl:      headroom + d.readLen(),
+	}
+	for i := range tr.holders {
+		tr.holders[i] = d.getBuf()
+		tr.bufs[i] = tr.holders[i].b[:tr.rl]
+	}
+	return tr
+}
+
 // routineReadTUN reads plaintext packets from the TUN device, routes them
 // by destination and hands them to their peers.
 func (d *Device) routineReadTUN() {
 	defer d.wg.Done()
-	n := d.tun.BatchSize()
-	if n < 1 {
-		n = 1
-	}
-	holders := make([]*buffer, n)
-	bufs := make([][]byte, n)
-	sizes := make([]int, n)
-	peers := make([]*Peer, n)
-	rl := headroom + d.readLen()
-	for i := range holders {
-		holders[i] = d.getBuf()
-		bufs[i] = holders[i].b[:rl]
-	}
+	tr := d.tr
 	for {
-		cnt, err := d.tun.Read(bufs, sizes, headroom)
+		var err error
+		if d.tunBatch != nil {
+			err = d.tunBatch.ReadFunc(tr.bufs, tr.sizes, headroom, d.handleTUN)
+		} else {
+			var cnt int
+			if cnt, err = d.tun.Read(tr.bufs, tr.sizes, headroom); err == nil {
+				d.handleTUNBatch(cnt)
+			}
+		}
 		if err != nil {
 			if d.closing.Load() || errors.Is(err, tun.ErrClosed) {
 				return
@@ -87,46 +110,60 @@ func (d *Device) routineReadTUN() {
 			if d.backoff() {
 				return
 			}
+		}
+	}
+}
+
+// pollTUN hands on what the TUN has queued, if anything, without waiting:
+// called after writing to the TUN, it sends what the kernel answered with
+// (an echo reply, an ACK) without a wake-up of the TUN reader.
+func (d *Device) pollTUN() {
+	if d.tunBatch != nil {
+		d.tunBatch.PollFunc(d.tr.bufs, d.tr.sizes, headroom, d.handleTUN)
+	}
+}
+
+// handleTUNBatch routes cnt packets read into d.tr by destination and
+// stages them on their peers, replacing the buffers it takes.
+func (d *Device) handleTUNBatch(cnt int) {
+	tr := d.tr
+	for i := range cnt {
+		pkt := tr.bufs[i][headroom : headroom+tr.sizes[i]]
+		dst, ok := ipDst(pkt)
+		if !ok {
+			d.stats.badOutbound.Add(1)
 			continue
 		}
-		for i := range cnt {
-			pkt := bufs[i][headroom : headroom+sizes[i]]
-			dst, ok := ipDst(pkt)
-			if !ok {
-				d.stats.badOutbound.Add(1)
-				continue
-			}
-			p, ok := d.allowed.Lookup(dst)
-			if !ok {
-				d.stats.noRoute.Add(1)
-				continue
-			}
-			peers[i] = p
+		p, ok := d.allowed.Lookup(dst)
+		if !ok {
+			d.stats.noRoute.Add(1)
+			continue
 		}
-		for i := range cnt {
-			p := peers[i]
-			if p == nil {
-				continue
-			}
-			p.stageMu.Lock()
-			for j := i; j < cnt; j++ {
-				if peers[j] != p {
-					continue
-				}
-				p.stageLocked(elem{buf: holders[j], n: sizes[j]})
-				holders[j] = d.getBuf()
-				bufs[j] = holders[j].b[:rl]
-				peers[j] = nil
-			}
-			p.stageMu.Unlock()
-			if !p.removed.Load() {
-				p.sendStaged(false)
-			} else {
-				p.dropStaged()
-			}
-		}
-		d.stats.tunPackets.Add(uint64(cnt))
+		tr.peers[i] = p
 	}
+	for i := range cnt {
+		p := tr.peers[i]
+		if p == nil {
+			continue
+		}
+		p.stageMu.Lock()
+		for j := i; j < cnt; j++ {
+			if tr.peers[j] != p {
+				continue
+			}
+			p.stageLocked(elem{buf: tr.holders[j], n: tr.sizes[j]})
+			tr.holders[j] = d.getBuf()
+			tr.bufs[j] = tr.holders[j].b[:tr.rl]
+			tr.peers[j] = nil
+		}
+		p.stageMu.Unlock()
+		if !p.removed.Load() {
+			p.sendStaged(false)
+		} else {
+			p.dropStaged()
+		}
+	}
+	d.stats.tunPackets.Add(uint64(cnt))
 }
 
 // encrypt pads and seals every packet of an outbound batch in place.

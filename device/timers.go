@@ -1,8 +1,6 @@
 package device
 
 import (
-	"encoding/binary"
-	"io"
 	"sync"
 	"time"
 
@@ -57,7 +55,8 @@ type peerTimers struct {
 	stopped                 bool
 }
 
-// rearmLocked points the peer's clock timer at its earliest deadline.
+// rearmLocked makes sure the peer's clock timer fires no later than its
+// earliest deadline.
 func (p *Peer) rearmLocked(now time.Time) {
 	t := &p.timers
 	if t.stopped {
@@ -69,16 +68,14 @@ func (p *Peer) rearmLocked(now time.Time) {
 			next = d
 		}
 	}
-	if next.Equal(t.armed) {
+	// Lazily: a clock timer armed no later than needed stays armed, and
+	// when it fires early onTimer finds nothing due and re-arms. Data
+	// packets move deadlines all the time, mostly later or away; re-arming
+	// the runtime timer for each would wake the runtime's poller each time.
+	if next.IsZero() || (!t.armed.IsZero() && !next.Before(t.armed)) {
 		return
 	}
 	t.armed = next
-	if next.IsZero() {
-		if t.t != nil {
-			t.t.Stop()
-		}
-		return
-	}
 	d := next.Sub(now)
 	if t.t == nil {
 		t.t = p.d.clock.AfterFunc(d, p.onTimer)
@@ -183,13 +180,14 @@ func (p *Peer) stopTimers() {
 	p.timers.mu.Unlock()
 }
 
-// jitter returns a random delay in [0, maxJitter].
+// jitter returns a random delay in [0, maxJitter]. It draws from a
+// generator seeded from the device's random source, not the source itself:
+// data packets ask for jitter, and crypto/rand would cost a system call.
 func (d *Device) jitter() time.Duration {
-	var b [2]byte
-	if _, err := io.ReadFull(d.rand, b[:]); err != nil {
-		return 0
-	}
-	return time.Duration(binary.LittleEndian.Uint16(b[:])%uint16(maxJitter/time.Millisecond+1)) * time.Millisecond
+	d.jitterMu.Lock()
+	n := d.jitterRand.Uint64N(uint64(maxJitter/time.Millisecond) + 1)
+	d.jitterMu.Unlock()
+	return time.Duration(n) * time.Millisecond
 }
 
 // The events below are the whitepaper's timer hooks, called by the data

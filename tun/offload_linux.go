@@ -22,19 +22,13 @@ const (
 	maxSplitArena = 1 << 20
 )
 
-// vnetReader is the state of Read with virtio-net headers: one packet (or
+// vnetReader is the read scratch with virtio-net headers: one packet (or
 // super-packet) read from the kernel, and segments split from it that did
 // not fit the caller's buffers yet.
 type vnetReader struct {
 	buf  []byte // virtio-net header and packet as read
 	plen int    // bytes in buf
 	have bool   // buf holds a packet not yet split
-
-	// raw read call state for fn
-	block bool // wait for the descriptor when nothing is queued
-	none  bool // nothing was queued
-	err   error
-	fn    func(fd uintptr) bool
 
 	// segments waiting to be handed out
 	segs       [][]byte
@@ -47,8 +41,12 @@ func (r *vnetReader) init() {
 	r.buf = make([]byte, virtioHdrLen+maxPacket)
 }
 
-// readRaw reads one packet into vr.buf.
-func (d *LinuxDevice) readRaw(fd uintptr) bool {
+// pending reports whether a packet read or segments split wait in r.
+func (r *vnetReader) pending() bool { return r.have || r.next < r.segN }
+
+// readRaw reads one packet into vr.buf without waiting; it reports false
+// when nothing is queued.
+func (d *LinuxDevice) readRaw(fd uintptr) (bool, error) {
 	r := &d.vr
 	for {
 		// RawSyscall: the descriptor is non-blocking, so the call returns at once;
@@ -57,28 +55,25 @@ func (d *LinuxDevice) readRaw(fd uintptr) bool {
 		n, _, e := unix.RawSyscall(unix.SYS_READ, fd, uintptr(unsafe.Pointer(&r.buf[0])), uintptr(len(r.buf)))
 		switch e {
 		case 0:
-			r.plen, r.err, r.none = int(n), nil, false
-			return true
+			r.plen = int(n)
+			return true, nil
 		case unix.EINTR:
 		case unix.EAGAIN:
-			if r.block {
-				return false
-			}
-			r.none = true
-			return true
+			return false, nil
 		default:
-			r.err = e
-			return true
+			return false, e
 		}
 	}
 }
 
-// readVnet fills bufs with packets, splitting super-packets, until bufs
-// are full or nothing more is queued. It blocks only while it has nothing
-// to return.
-func (d *LinuxDevice) readVnet(bufs [][]byte, sizes []int, offset int) (int, error) {
+// readVnet fills c's buffers with packets, splitting super-packets, until
+// they are full or nothing more is queued. It never waits; c.n == 0 and
+// no error means the kernel had nothing.
+func (d *LinuxDevice) readVnet(fd uintptr, c *readCall) {
 	r := &d.vr
+	bufs, sizes, offset := c.bufs, c.sizes, c.offset
 	n := 0
+	defer func() { c.n = n }()
 	for {
 		for r.next < r.segN && n < len(bufs) {
 			seg := r.segs[r.next][:r.segSizes[r.next]]
@@ -91,31 +86,25 @@ func (d *LinuxDevice) readVnet(bufs [][]byte, sizes []int, offset int) (int, err
 			n++
 		}
 		if r.next < r.segN || n == len(bufs) {
-			return n, nil
+			return
 		}
 		if r.have {
 			k, wait := d.split(bufs[n:], sizes[n:], offset, n == 0)
 			if wait {
-				return n, nil
+				return
 			}
 			n += k
 			continue
 		}
-		r.block = n == 0
-		err := d.rc.Read(r.fn)
-		switch {
-		case err != nil:
-			if n > 0 {
-				return n, nil
+		got, err := d.readRaw(fd)
+		if err != nil {
+			if n == 0 {
+				c.err = err // else it is seen again on the next call
 			}
-			return 0, fmt.Errorf("%w: %w", ErrClosed, err)
-		case r.err != nil:
-			if n > 0 {
-				return n, nil // the error will be seen again on the next call
-			}
-			return 0, fmt.Errorf("tun: read: %w", r.err)
-		case r.none:
-			return n, nil
+			return
+		}
+		if !got {
+			return
 		}
 		r.have = true
 	}

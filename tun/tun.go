@@ -48,3 +48,20 @@ type Device interface {
 	// Close releases the device and unblocks Read and Write.
 	Close() error
 }
+
+// BatchReader is implemented by Devices that hand what they read to a
+// function while holding their read lock, so that batches taken by
+// ReadFunc on one goroutine and PollFunc on others are handled in the
+// order the device delivered them. A goroutine that has just written
+// packets can thus pick up what the kernel answered with at once (an echo
+// reply, a TCP ACK) instead of waking the reader. Buffers are used as by
+// Read; handle may replace bufs[i] for later batches.
+type BatchReader interface {
+	// ReadFunc waits until packets are queued, then reads them into bufs
+	// and calls handle(n) for each batch of n, and returns.
+	ReadFunc(bufs [][]byte, sizes []int, offset int, handle func(n int)) error
+	// PollFunc is ReadFunc without waiting: it returns false at once if
+	// nothing is queued or another call is reading, and never errs (the
+	// next ReadFunc reports errors).
+	PollFunc(bufs [][]byte, sizes []int, offset int, handle func(n int)) bool
+}

@@ -74,9 +74,16 @@ type LinuxDevice struct {
 	closeOnce sync.Once
 	wg        sync.WaitGroup
 
-	readMu sync.Mutex
-	rd     readState // without virtio-net headers
-	vr     vnetReader
+	// readCallMu serialises Read and ReadFunc; readMu guards the read
+	// scratch and is held while a batch is handled, so batches taken by
+	// ReadFunc and PollFunc are handled in the order they were read.
+	readCallMu   sync.Mutex
+	readMu       sync.Mutex
+	rcall, pcall readCall
+	readCB       func(fd uintptr) bool
+	pollCB       func(fd uintptr)
+	rd           readState // without virtio-net headers
+	vr           vnetReader
 
 	writeMu sync.Mutex
 	wr      writeState
@@ -245,13 +252,17 @@ func newLinuxDevice(fd int, mtu int) (_ *LinuxDevice, err error) {
 		tso, uso := d.Offloads()
 		d.vr.init()
 		d.vw.init(tso, uso)
-		d.vr.fn = d.readRaw
 		d.vw.fn = d.writeRaw
 	} else {
 		d.rd.overflow = make([]byte, maxPacket)
-		d.rd.fn = d.readPlain
 		d.wr.fn = d.writePackets
 	}
+	d.readCB = func(fd uintptr) bool {
+		d.readMu.Lock()
+		defer d.readMu.Unlock()
+		return d.readAndHandle(fd, &d.rcall)
+	}
+	d.pollCB = func(fd uintptr) { d.pcall.handled = d.readAndHandle(fd, &d.pcall) }
 	d.wg.Add(1)
 	go d.routineLinkEvents(up, uint32(curMTU))
 	return d, nil
@@ -484,25 +495,53 @@ func boolFlags(up bool) uint32 {
 	return 0
 }
 
-// readState is the scratch space and call state of Read without
-// virtio-net headers.
+// readState is the scratch space of reads without virtio-net headers.
 type readState struct {
-	// call state for fn
-	bufs   [][]byte
-	sizes  []int
-	offset int
-	n      int
-	err    error
-	fn     func(fd uintptr) bool
-
 	iov      [2]unix.Iovec
 	overflow []byte // catches the part of a packet beyond the caller's buffer
 }
 
+// readCall is the state of one Read, ReadFunc or PollFunc call, for the
+// descriptor callbacks (built once, so reading allocates nothing).
+type readCall struct {
+	bufs    [][]byte
+	sizes   []int
+	offset  int
+	handle  func(n int)
+	n       int
+	err     error
+	handled bool
+}
+
 // Read implements Device.
 func (d *LinuxDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
-	d.readMu.Lock()
+	return d.read(bufs, sizes, offset, nil)
+}
+
+// ReadFunc implements BatchReader.
+func (d *LinuxDevice) ReadFunc(bufs [][]byte, sizes []int, offset int, handle func(n int)) error {
+	_, err := d.read(bufs, sizes, offset, handle)
+	return err
+}
+
+// PollFunc implements BatchReader.
+func (d *LinuxDevice) PollFunc(bufs [][]byte, sizes []int, offset int, handle func(n int)) bool {
+	limit := min(len(bufs), len(sizes))
+	if limit == 0 || offset < 0 || !d.readMu.TryLock() {
+		return false
+	}
 	defer d.readMu.Unlock()
+	c := &d.pcall
+	c.bufs, c.sizes, c.offset, c.handle, c.handled = bufs[:limit], sizes[:limit], offset, handle, false
+	// Control, not Read: it neither waits nor queues behind a ReadFunc
+	// parked on the descriptor.
+	err := d.rc.Control(d.pollCB)
+	handled := c.handled
+	*c = readCall{}
+	return err == nil && handled
+}
+
+func (d *LinuxDevice) read(bufs [][]byte, sizes []int, offset int, handle func(n int)) (int, error) {
 	limit := min(len(bufs), len(sizes))
 	if limit == 0 {
 		return 0, nil
@@ -510,33 +549,62 @@ func (d *LinuxDevice) Read(bufs [][]byte, sizes []int, offset int) (int, error) 
 	if offset < 0 {
 		return 0, fmt.Errorf("tun: negative offset %d", offset)
 	}
-	if d.vnet {
-		return d.readVnet(bufs[:limit], sizes[:limit], offset)
-	}
-	r := &d.rd
-	r.bufs, r.sizes, r.offset, r.n, r.err = bufs[:limit], sizes, offset, 0, nil
-	err := d.rc.Read(r.fn)
-	n, rerr := r.n, r.err
-	r.bufs, r.sizes = nil, nil
-	if err != nil {
-		return n, fmt.Errorf("%w: %w", ErrClosed, err)
-	}
-	if rerr != nil {
-		return n, fmt.Errorf("tun: read: %w", rerr)
+	d.readCallMu.Lock()
+	defer d.readCallMu.Unlock()
+	c := &d.rcall
+	c.bufs, c.sizes, c.offset, c.handle = bufs[:limit], sizes[:limit], offset, handle
+	err := d.rc.Read(d.readCB)
+	n, rerr := c.n, c.err
+	*c = readCall{}
+	switch {
+	case err != nil:
+		return 0, fmt.Errorf("%w: %w", ErrClosed, err)
+	case rerr != nil && n == 0:
+		return 0, fmt.Errorf("tun: read: %w", rerr)
 	}
 	return n, nil
 }
 
-// readPlain reads packets straight into the caller's buffers until they
-// are full or none is queued. It returns false to wait for the descriptor
-// when nothing has been read yet.
-func (d *LinuxDevice) readPlain(fd uintptr) bool {
+// readAndHandle reads what is queued into c's buffers and hands each
+// batch to c.handle, until nothing is left in the reader's own scratch
+// (so no split segments wait behind a descriptor nobody is woken for). It
+// reports whether it read something or failed; false means the kernel
+// had nothing queued. The caller holds readMu.
+func (d *LinuxDevice) readAndHandle(fd uintptr, c *readCall) bool {
+	done := false
+	for {
+		c.n, c.err = 0, nil
+		if d.vnet {
+			d.readVnet(fd, c)
+		} else {
+			d.readPlain(fd, c)
+		}
+		if c.err != nil {
+			return true
+		}
+		if c.n == 0 {
+			return done
+		}
+		done = true
+		if c.handle == nil {
+			return true
+		}
+		c.handle(c.n)
+		if !d.vnet || !d.vr.pending() {
+			return true
+		}
+	}
+}
+
+// readPlain reads packets straight into c's buffers until they are full
+// or none is queued. It never waits.
+func (d *LinuxDevice) readPlain(fd uintptr, c *readCall) {
 	r := &d.rd
-	for r.n < len(r.bufs) {
-		buf := r.bufs[r.n]
+	for c.n < len(c.bufs) {
+		buf := c.bufs[c.n]
 		var room []byte
-		if r.offset < len(buf) {
-			room = buf[r.offset:]
+		if c.offset < len(buf) {
+			room = buf[c.offset:]
 		}
 		setIovec(&r.iov[0], room)
 		setIovec(&r.iov[1], r.overflow)
@@ -550,17 +618,18 @@ func (d *LinuxDevice) readPlain(fd uintptr) bool {
 				d.readTooLarge.Add(1)
 				continue
 			}
-			r.sizes[r.n] = int(n)
-			r.n++
+			c.sizes[c.n] = int(n)
+			c.n++
 		case unix.EINTR:
 		case unix.EAGAIN:
-			return r.n > 0
+			return
 		default:
-			r.err = e
-			return true
+			if c.n == 0 {
+				c.err = e
+			}
+			return
 		}
 	}
-	return true
 }
 
 func setIovec(iov *unix.Iovec, b []byte) {

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -612,5 +613,104 @@ func TestCreateTUNFromFileRejectsNonTUN(t *testing.T) {
 	}
 	if _, err := CreateTUNFromFile(f, 0); err == nil {
 		t.Fatal("CreateTUNFromFile accepted /dev/null")
+	}
+}
+
+// ReadFunc on one goroutine and PollFunc spinning on others hand every
+// packet to handle exactly once, one batch at a time, in the order the
+// kernel queued them.
+func TestTUNReadFuncAndPollFunc(t *testing.T) {
+	for _, m := range tunModes {
+		t.Run(m.name, func(t *testing.T) {
+			ns := newNetns(t)
+			d := ns.createTUN("gtt0", 1420, m.opts)
+			setupAddrs(ns, "gtt0")
+			c := ns.listenUDP("10.77.0.1:7000")
+			remote := netip.MustParseAddrPort("10.77.0.2:9999")
+			const count = 3000
+			bufs := make([][]byte, 16)
+			for i := range bufs {
+				bufs[i] = make([]byte, 1500)
+			}
+			sizes := make([]int, len(bufs))
+			var (
+				inHandle atomic.Bool
+				next     int // guarded by the device: handle calls never overlap
+				handled  atomic.Int64
+				polled   atomic.Int64
+				done     = make(chan struct{})
+				failed   atomic.Value
+			)
+			handle := func(n int) {
+				if !inHandle.CompareAndSwap(false, true) {
+					failed.Store("two handle calls at once")
+				}
+				for i := range n {
+					_, dst, pl, ok := udpInfo(bufs[i][:sizes[i]])
+					if !ok || dst != remote {
+						continue
+					}
+					if want := fmt.Sprintf("datagram %d", next); string(pl) != want {
+						failed.Store(fmt.Sprintf("got %q, want %q", pl, want))
+					}
+					next++
+					handled.Store(int64(next))
+					if next == count {
+						close(done)
+					}
+				}
+				inHandle.Store(false)
+			}
+			var wg sync.WaitGroup
+			wg.Add(3)
+			go func() {
+				defer wg.Done()
+				for d.ReadFunc(bufs, sizes, 0, handle) == nil {
+				}
+			}()
+			for range 2 {
+				go func() {
+					defer wg.Done()
+					for {
+						select {
+						case <-done:
+							return
+						default:
+						}
+						if d.PollFunc(bufs, sizes, 0, handle) {
+							polled.Add(1)
+						}
+					}
+				}()
+			}
+			// Paced to stay within the TUN's queue, which drops beyond it.
+			for i := range count {
+				for deadline := time.Now().Add(5 * time.Second); int64(i)-handled.Load() > 200; {
+					if time.Now().After(deadline) {
+						t.Fatalf("stuck at %d of %d datagrams", handled.Load(), count)
+					}
+					time.Sleep(50 * time.Microsecond)
+				}
+				if _, err := c.WriteToUDPAddrPort(fmt.Appendf(nil, "datagram %d", i), remote); err != nil {
+					t.Fatal(err)
+				}
+			}
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("only %d of %d datagrams handled", handled.Load(), count)
+			}
+			d.Close()
+			wg.Wait()
+			if f := failed.Load(); f != nil {
+				t.Fatal(f)
+			}
+			if polled.Load() == 0 {
+				t.Fatal("PollFunc never found anything")
+			}
+			if d.PollFunc(bufs, sizes, 0, handle) {
+				t.Fatal("PollFunc after Close read something")
+			}
+		})
 	}
 }

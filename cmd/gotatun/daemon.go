@@ -163,5 +163,27 @@ func (w *watchedTUN) Close() error {
 	return err
 }
 
+// ReadFunc implements tun.BatchReader, with Read where the device is not
+// one.
+func (w *watchedTUN) ReadFunc(bufs [][]byte, sizes []int, offset int, handle func(n int)) error {
+	if br, ok := w.Device.(tun.BatchReader); ok {
+		return br.ReadFunc(bufs, sizes, offset, handle)
+	}
+	n, err := w.Device.Read(bufs, sizes, offset)
+	if err == nil {
+		handle(n)
+	}
+	return err
+}
+
+// PollFunc implements tun.BatchReader; it finds nothing where the device
+// is not one.
+func (w *watchedTUN) PollFunc(bufs [][]byte, sizes []int, offset int, handle func(n int)) bool {
+	if br, ok := w.Device.(tun.BatchReader); ok {
+		return br.PollFunc(bufs, sizes, offset, handle)
+	}
+	return false
+}
+
 // Deleted is closed when the interface is deleted.
 func (w *watchedTUN) Deleted() <-chan struct{} { return w.deleted }
