@@ -62,6 +62,11 @@ func validate(cfg *Config) error {
 				return invalid("%s: allowed IP %d (%v) is not a valid prefix", name(), j, pfx)
 			}
 		}
+		for j, pfx := range pc.RemoveAllowedIPs {
+			if !pfx.IsValid() {
+				return invalid("%s: allowed IP to remove %d (%v) is not a valid prefix", name(), j, pfx)
+			}
+		}
 	}
 	return nil
 }
@@ -205,6 +210,14 @@ func (d *Device) Apply(cfg Config) error {
 		}
 		if pc.ReplaceAllowedIPs {
 			ops = append(ops, func(tx *allowedips.Txn[*Peer]) { tx.RemovePeer(p) })
+		}
+		if len(pc.RemoveAllowedIPs) > 0 {
+			prefixes := pc.RemoveAllowedIPs
+			ops = append(ops, func(tx *allowedips.Txn[*Peer]) {
+				for _, pfx := range prefixes {
+					tx.Remove(pfx.Masked(), p)
+				}
+			})
 		}
 		if len(pc.AllowedIPs) > 0 {
 			prefixes := pc.AllowedIPs

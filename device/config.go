@@ -40,6 +40,9 @@ type PeerConfig struct {
 	PersistentKeepalive *time.Duration
 	// ReplaceAllowedIPs clears the peer's allowed IPs before adding these.
 	ReplaceAllowedIPs bool
+	// RemoveAllowedIPs are taken from the peer, after ReplaceAllowedIPs
+	// and before AllowedIPs; a prefix the peer does not have is ignored.
+	RemoveAllowedIPs []netip.Prefix
 	// AllowedIPs are added to the peer (and taken from any other peer that
 	// had them).
 	AllowedIPs []netip.Prefix

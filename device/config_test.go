@@ -123,6 +123,30 @@ func TestApplyPeersLifecycle(t *testing.T) {
 	if p, _ := a.d.allowed.Lookup(netip.MustParseAddr("10.1.0.1")); p != nil {
 		t.Fatal("replaced prefix still routed")
 	}
+	// Remove single prefixes: only the peer's own, host bits masked; a
+	// prefix removed and added in one change ends up added.
+	if err := a.d.Apply(Config{Peers: []PeerConfig{
+		{PublicKey: k2, AllowedIPs: prefixes("10.8.0.0/16", "10.9.0.0/16")},
+		{PublicKey: k1, RemoveAllowedIPs: prefixes("10.7.0.0/16")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.d.Apply(Config{Peers: []PeerConfig{
+		{PublicKey: k2, RemoveAllowedIPs: prefixes("10.8.1.1/16", "10.9.0.0/16", "10.99.0.0/16"), AllowedIPs: prefixes("10.9.0.0/16")},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	st1, _ = a.d.PeerState(k1)
+	st2, _ = a.d.PeerState(k2)
+	if !slices.Equal(st2.AllowedIPs, prefixes("10.7.0.0/16", "10.9.0.0/16")) || !slices.Equal(st1.AllowedIPs, prefixes("fd01::/64")) {
+		t.Fatalf("after removals: %v / %v", st1.AllowedIPs, st2.AllowedIPs)
+	}
+	if p, ok := a.d.allowed.Lookup(netip.MustParseAddr("10.8.0.1")); ok {
+		t.Fatalf("removed prefix still routed (%v)", p)
+	}
+	if err := a.d.Apply(Config{Peers: []PeerConfig{{PublicKey: k2, RemoveAllowedIPs: []netip.Prefix{{}}}}}); !errors.Is(err, ErrInvalidConfig) || !strings.Contains(err.Error(), "allowed IP to remove 0") {
+		t.Fatalf("invalid prefix to remove: %v", err)
+	}
 	// Remove the PSK.
 	if err := a.d.Apply(Config{Peers: []PeerConfig{{PublicKey: k1, PresharedKey: &noise.PresharedKey{}}}}); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@
 package device
 
 import (
+	"bytes"
 	"crypto/rand"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	mrand "math/rand/v2"
 	"net/netip"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -369,6 +371,8 @@ func (d *Device) State() State {
 		peers = append(peers, p)
 	}
 	d.peersMu.RUnlock()
+	// A stable order (by public key), so repeated dumps compare equal.
+	slices.SortFunc(peers, func(a, b *Peer) int { return bytes.Compare(a.pub[:], b.pub[:]) })
 	s.Peers = make([]PeerState, 0, len(peers))
 	for _, p := range peers {
 		s.Peers = append(s.Peers, p.state())

@@ -49,6 +49,32 @@ func TestReplacePeersStartsAfresh(t *testing.T) {
 	}
 }
 
+// TestRemoveAllowedIP: allowed_ip=-PREFIX takes one prefix from the peer
+// named, and not from another peer that owns it.
+func TestRemoveAllowedIP(t *testing.T) {
+	dev := newRealDevice(t)
+	path, _ := startServer(t, dev)
+	c := dial(t, path)
+	set := "set=1\nprivate_key=" + hexPriv + "\npublic_key=" + hexPub1 + "\nallowed_ip=10.0.0.0/24\nallowed_ip=10.0.1.0/24\n" +
+		"public_key=" + hexPub2 + "\nallowed_ip=10.1.0.0/24\n\n"
+	if got := c.do(set); got != "errno=0\n\n" {
+		t.Fatal(got)
+	}
+	if got := c.do("set=1\npublic_key=" + hexPub1 + "\nallowed_ip=-10.0.0.0/24\nallowed_ip=-10.1.0.0/24\n\n"); got != "errno=0\n\n" {
+		t.Fatal(got)
+	}
+	get := c.do("get=1\n\n")
+	blocks := map[string]string{} // public key → its lines
+	for _, b := range strings.Split(get, "public_key=")[1:] {
+		blocks[b[:64]] = b
+	}
+	p1, p2 := blocks[hexPub1], blocks[hexPub2]
+	if strings.Contains(p1, "allowed_ip=10.0.0.0/24") || !strings.Contains(p1, "allowed_ip=10.0.1.0/24") ||
+		!strings.Contains(p2, "allowed_ip=10.1.0.0/24") {
+		t.Fatalf("after removal:\n%s", get)
+	}
+}
+
 // TestRealDeviceFailedSetChangesNothing: a transaction the device refuses
 // (a low-order public key) after valid lines leaves the device as it was.
 func TestRealDeviceFailedSetChangesNothing(t *testing.T) {

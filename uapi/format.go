@@ -128,6 +128,11 @@ func AppendSet(b []byte, c device.Config) []byte {
 		if p.ReplaceAllowedIPs {
 			b = append(b, "replace_allowed_ips=true\n"...)
 		}
+		for _, pfx := range p.RemoveAllowedIPs {
+			b = append(b, "allowed_ip=-"...)
+			b = pfx.AppendTo(b)
+			b = append(b, '\n')
+		}
 		for _, pfx := range p.AllowedIPs {
 			b = append(b, "allowed_ip="...)
 			b = pfx.AppendTo(b)

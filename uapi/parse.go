@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/netip"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -271,17 +272,25 @@ func (p *setParser) peerLine(pc *device.PeerConfig, key, value string) {
 		// Lines apply in order: what this section added so far goes too.
 		pc.ReplaceAllowedIPs = true
 		pc.AllowedIPs = nil
+		pc.RemoveAllowedIPs = nil
 	case "allowed_ip":
-		if strings.HasPrefix(value, "-") {
-			p.fail(ErrnoInvalid, key, value, errors.New("removing a single allowed IP is not supported; use replace_allowed_ips"))
-			return
-		}
-		pfx, err := netip.ParsePrefix(value)
+		// "-PREFIX" removes the prefix from this peer. The device removes
+		// before it adds, so each line cancels an earlier opposite one to
+		// keep the order of lines.
+		text, remove := strings.CutPrefix(value, "-")
+		pfx, err := netip.ParsePrefix(text)
 		if err != nil {
-			p.fail(ErrnoInvalid, key, value, fmt.Errorf("not an IP prefix like 10.0.0.0/24 or fd00::/64: %w", err))
+			p.fail(ErrnoInvalid, key, value, fmt.Errorf("not an IP prefix like 10.0.0.0/24 or fd00::/64 (or -PREFIX to remove one): %w", err))
 			return
 		}
-		pc.AllowedIPs = append(pc.AllowedIPs, pfx.Masked())
+		pfx = pfx.Masked()
+		if remove {
+			pc.AllowedIPs = withoutPrefix(pc.AllowedIPs, pfx)
+			pc.RemoveAllowedIPs = append(pc.RemoveAllowedIPs, pfx)
+		} else {
+			pc.RemoveAllowedIPs = withoutPrefix(pc.RemoveAllowedIPs, pfx)
+			pc.AllowedIPs = append(pc.AllowedIPs, pfx)
+		}
 	case "protocol_version":
 		if value != "1" {
 			p.fail(ErrnoInvalid, key, value, errors.New("only protocol version 1 exists"))
@@ -294,6 +303,15 @@ func (p *setParser) peerLine(pc *device.PeerConfig, key, value string) {
 		}
 		p.fail(ErrnoInvalid, key, value, fmt.Errorf("%w for a peer", ErrUnknownKey))
 	}
+}
+
+// withoutPrefix deletes every pfx from list; an emptied list is nil.
+func withoutPrefix(list []netip.Prefix, pfx netip.Prefix) []netip.Prefix {
+	list = slices.DeleteFunc(list, func(q netip.Prefix) bool { return q == pfx })
+	if len(list) == 0 {
+		return nil
+	}
+	return list
 }
 
 // parseHexKey decodes exactly 64 hex digits.

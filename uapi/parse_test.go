@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/netip"
 	"reflect"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -136,6 +137,27 @@ func TestParseSetReplaceAllowedIPsClearsEarlierLines(t *testing.T) {
 	}
 }
 
+// allowed_ip=-PREFIX removes; later lines win over earlier opposite ones.
+func TestParseSetAllowedIPRemoval(t *testing.T) {
+	in := "public_key=" + hexPub1 + "\n" +
+		"allowed_ip=10.0.0.1/32\nallowed_ip=-10.0.0.1/32\n" + // added, then removed
+		"allowed_ip=-10.0.0.2/32\nallowed_ip=10.0.0.2/32\n" + // removed, then added
+		"allowed_ip=-10.9.9.9/8\n\n" // masked like additions
+	cfg, err := ParseSet(strings.NewReader(in))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Peers[0]
+	wantAdd := []netip.Prefix{netip.MustParsePrefix("10.0.0.2/32")}
+	wantRemove := []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32"), netip.MustParsePrefix("10.0.0.0/8")}
+	if !slices.Equal(p.AllowedIPs, wantAdd) || !slices.Equal(p.RemoveAllowedIPs, wantRemove) {
+		t.Fatalf("add %v remove %v; want %v and %v", p.AllowedIPs, p.RemoveAllowedIPs, wantAdd, wantRemove)
+	}
+	if got := string(AppendSet(nil, cfg)); !strings.Contains(got, "allowed_ip=-10.0.0.1/32\nallowed_ip=-10.0.0.0/8\nallowed_ip=10.0.0.2/32\n") {
+		t.Fatalf("AppendSet wrote:\n%s", got)
+	}
+}
+
 func TestParseSetErrors(t *testing.T) {
 	peer := "public_key=" + hexPub1 + "\n"
 	tests := []struct {
@@ -175,7 +197,8 @@ func TestParseSetErrors(t *testing.T) {
 		{"prefix too long", peer + "allowed_ip=10.0.0.0/33\n", ErrnoInvalid, 2, "allowed_ip", "not an IP prefix"},
 		{"prefix v6 too long", peer + "allowed_ip=::/129\n", ErrnoInvalid, 2, "allowed_ip", "not an IP prefix"},
 		{"prefix garbage", peer + "allowed_ip=banana/8\n", ErrnoInvalid, 2, "allowed_ip", "not an IP prefix"},
-		{"prefix removal", peer + "allowed_ip=-10.0.0.0/8\n", ErrnoInvalid, 2, "allowed_ip", "not supported"},
+		{"prefix removal garbage", peer + "allowed_ip=-banana/8\n", ErrnoInvalid, 2, "allowed_ip", "not an IP prefix"},
+		{"prefix removal twice negated", peer + "allowed_ip=--10.0.0.0/8\n", ErrnoInvalid, 2, "allowed_ip", "not an IP prefix"},
 		{"protocol version 2", peer + "protocol_version=2\n", ErrnoInvalid, 2, "protocol_version", "only protocol version 1"},
 		{"protocol version 01", peer + "protocol_version=01\n", ErrnoInvalid, 2, "protocol_version", "only protocol version 1"},
 		{"line too long", "listen_port=" + strings.Repeat("1", MaxLineLength) + "\n", ErrnoProtocol, 1, "", "line longer"},
