@@ -105,11 +105,12 @@ type Device struct {
 
 	workQ  chan *batch
 	inline bool // no workers: whoever builds a batch does its crypto
+	hsQ    chan hsMsg
 
 	tr        *tunReader
 	tunBatch  tun.BatchReader // the TUN, if it is one
 	handleTUN func(n int)     // handleTUNBatch, bound once
-	hsQ       chan hsMsg
+
 	// pending counts handshake messages and batches accepted but not
 	// yet finished.
 	pending        atomic.Int64
@@ -356,8 +357,8 @@ func (d *Device) Close() error {
 	return nil
 }
 
-// State returns the device's configuration and counters. Peers are in no
-// particular order.
+// State returns the device's configuration and counters, peers sorted by
+// public key.
 func (d *Device) State() State {
 	d.cfgMu.Lock()
 	defer d.cfgMu.Unlock()

@@ -5,6 +5,7 @@ import (
 	"errors"
 
 	"gotatun/noise"
+	"gotatun/packet"
 	"gotatun/transport"
 )
 
@@ -238,8 +239,9 @@ func (d *Device) finishInbound(b *batch) {
 			continue // keepalive
 		}
 		pkt := e.buf.b[headroom : headroom+e.plen]
-		src, total, ok := ipSrcAndLen(pkt)
-		if !ok || total > len(pkt) {
+		src, ok := packet.Src(pkt)
+		total, lenOK := packet.TotalLen(pkt)
+		if !ok || !lenOK {
 			d.stats.badInner.Add(1)
 			continue
 		}

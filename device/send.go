@@ -2,57 +2,11 @@ package device
 
 import (
 	"errors"
-	"net/netip"
 
 	"gotatun/noise"
+	"gotatun/packet"
 	"gotatun/tun"
 )
-
-// ipDst returns the destination address of an IPv4 or IPv6 packet.
-func ipDst(pkt []byte) (netip.Addr, bool) {
-	if len(pkt) == 0 {
-		return netip.Addr{}, false
-	}
-	switch pkt[0] >> 4 {
-	case 4:
-		if len(pkt) < 20 {
-			return netip.Addr{}, false
-		}
-		return netip.AddrFrom4([4]byte(pkt[16:20])), true
-	case 6:
-		if len(pkt) < 40 {
-			return netip.Addr{}, false
-		}
-		return netip.AddrFrom16([16]byte(pkt[24:40])), true
-	}
-	return netip.Addr{}, false
-}
-
-// ipSrcAndLen returns the source address and the total length the header
-// claims of an IPv4 or IPv6 packet.
-func ipSrcAndLen(pkt []byte) (netip.Addr, int, bool) {
-	if len(pkt) == 0 {
-		return netip.Addr{}, 0, false
-	}
-	switch pkt[0] >> 4 {
-	case 4:
-		if len(pkt) < 20 {
-			return netip.Addr{}, 0, false
-		}
-		n := int(pkt[2])<<8 | int(pkt[3])
-		if n < 20 {
-			return netip.Addr{}, 0, false
-		}
-		return netip.AddrFrom4([4]byte(pkt[12:16])), n, true
-	case 6:
-		if len(pkt) < 40 {
-			return netip.Addr{}, 0, false
-		}
-		n := 40 + (int(pkt[4])<<8 | int(pkt[5]))
-		return netip.AddrFrom16([16]byte(pkt[8:24])), n, true
-	}
-	return netip.Addr{}, 0, false
-}
 
 // readLen is how much of a buffer a TUN read may fill after the headroom,
 // leaving room for padding and the authentication tag.
@@ -129,7 +83,7 @@ func (d *Device) handleTUNBatch(cnt int) {
 	tr := d.tr
 	for i := range cnt {
 		pkt := tr.bufs[i][headroom : headroom+tr.sizes[i]]
-		dst, ok := ipDst(pkt)
+		dst, ok := packet.Dst(pkt)
 		if !ok {
 			d.stats.badOutbound.Add(1)
 			continue
