@@ -20,6 +20,14 @@ func Checksum(b []byte, initial uint64) uint16 {
 // Because 2^16 ≡ 1 modulo 0xffff, summing wider words and folding gives the
 // same result as summing 16-bit words.
 func sum(b []byte, acc uint64) uint64 {
+	if len(b) >= simdMin {
+		return sumSIMD(b, acc)
+	}
+	return sumScalar(b, acc)
+}
+
+// sumScalar is sum in portable Go.
+func sumScalar(b []byte, acc uint64) uint64 {
 	var c uint64
 	for len(b) >= 32 {
 		acc, c = bits.Add64(acc, binary.BigEndian.Uint64(b[0:8]), c)

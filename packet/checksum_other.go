@@ -1,0 +1,9 @@
+//go:build !amd64
+
+package packet
+
+// simdMin is the length from which sum would use SIMD code; there is none
+// for this architecture.
+const simdMin = 1 << 30
+
+func sumSIMD(b []byte, acc uint64) uint64 { return sumScalar(b, acc) }
