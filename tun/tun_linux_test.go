@@ -456,12 +456,18 @@ func TestTUNReadWrite(t *testing.T) {
 	}
 }
 
-func TestTUNBatchRead(t *testing.T) {
+// udpIntoTUN creates gtt0 in a new namespace and a UDP socket there whose
+// datagrams to remote are routed into the TUN.
+func udpIntoTUN(t *testing.T, opts LinuxOptions) (d *LinuxDevice, c *net.UDPConn, remote netip.AddrPort) {
+	t.Helper()
 	ns := newNetns(t)
-	d := ns.createTUN("gtt0", 1420, LinuxOptions{})
+	d = ns.createTUN("gtt0", 1420, opts)
 	setupAddrs(ns, "gtt0")
-	c := ns.listenUDP("10.77.0.1:7000")
-	remote := netip.MustParseAddrPort("10.77.0.2:9999")
+	return d, ns.listenUDP("10.77.0.1:7000"), netip.MustParseAddrPort("10.77.0.2:9999")
+}
+
+func TestTUNBatchRead(t *testing.T) {
+	d, c, remote := udpIntoTUN(t, LinuxOptions{})
 	const count = 50
 	for i := range count {
 		if _, err := c.WriteToUDPAddrPort(fmt.Appendf(nil, "datagram %d", i), remote); err != nil {
@@ -490,11 +496,7 @@ func TestTUNBatchRead(t *testing.T) {
 func TestTUNDropsTooLarge(t *testing.T) {
 	for _, m := range tunModes {
 		t.Run(m.name, func(t *testing.T) {
-			ns := newNetns(t)
-			d := ns.createTUN("gtt0", 1420, m.opts)
-			setupAddrs(ns, "gtt0")
-			c := ns.listenUDP("10.77.0.1:7000")
-			remote := netip.MustParseAddrPort("10.77.0.2:9999")
+			d, c, remote := udpIntoTUN(t, m.opts)
 			if _, err := c.WriteToUDPAddrPort(make([]byte, 400), remote); err != nil {
 				t.Fatal(err)
 			}
@@ -622,11 +624,7 @@ func TestCreateTUNFromFileRejectsNonTUN(t *testing.T) {
 func TestTUNReadFuncAndPollFunc(t *testing.T) {
 	for _, m := range tunModes {
 		t.Run(m.name, func(t *testing.T) {
-			ns := newNetns(t)
-			d := ns.createTUN("gtt0", 1420, m.opts)
-			setupAddrs(ns, "gtt0")
-			c := ns.listenUDP("10.77.0.1:7000")
-			remote := netip.MustParseAddrPort("10.77.0.2:9999")
+			d, c, remote := udpIntoTUN(t, m.opts)
 			const count = 3000
 			bufs := make([][]byte, 16)
 			for i := range bufs {
