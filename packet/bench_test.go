@@ -95,6 +95,26 @@ func BenchmarkCoalesce(b *testing.B) {
 				}
 			}
 		})
+		// CoalesceInto: the packets stay put, merged into 64 KiB slots.
+		b.Run(tc.name+"-into", func(b *testing.B) {
+			slots := make([][]byte, 2*tc.flows)
+			for i := range slots {
+				slots[i] = make([]byte, testOffset+maxSuperPacket)
+			}
+			total := 0
+			for _, p := range tc.pkts {
+				total += len(p)
+			}
+			var c Coalescer
+			b.SetBytes(int64(total))
+			b.ReportAllocs()
+			for b.Loop() {
+				out, used, err := c.CoalesceInto(tc.pkts, slots, testOffset, tc.udp)
+				if err != nil || used != len(tc.pkts) || len(out) > 2*tc.flows {
+					b.Fatalf("%d outputs, %d used, %v", len(out), used, err)
+				}
+			}
+		})
 	}
 }
 

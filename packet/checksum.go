@@ -26,6 +26,16 @@ func sum(b []byte, acc uint64) uint64 {
 	return sumScalar(b, acc)
 }
 
+// copySum copies src to dst, which must be at least as long, and returns
+// sum(src, acc).
+func copySum(dst, src []byte, acc uint64) uint64 {
+	if len(src) >= simdMin {
+		return copySumSIMD(dst, src, acc)
+	}
+	copy(dst, src)
+	return sumScalar(src, acc)
+}
+
 // sumScalar is sum in portable Go.
 func sumScalar(b []byte, acc uint64) uint64 {
 	var c uint64
@@ -85,20 +95,36 @@ func PseudoHeaderSum(proto uint8, src, dst []byte, length int) uint64 {
 // zero is sent as 0xffff (zero means "no checksum"). The caller guarantees
 // the IP header and the transport checksum field are within pkt.
 func l4Checksum(pkt []byte, v6 bool, proto uint8, off int) uint16 {
+	s, field := l4HeaderSum(pkt, v6, proto, off, off)
+	return l4Finish(sum(pkt[field+2:], s), proto)
+}
+
+// l4HeaderSum returns the unfolded sum of the pseudo-header of the TCP or
+// UDP packet at pkt[off:] and of pkt[off:end] without the checksum field
+// (or of pkt[off:field] if end is before it), and where that field is.
+func l4HeaderSum(pkt []byte, v6 bool, proto uint8, off, end int) (s uint64, field int) {
 	var src, dst []byte
 	if v6 {
 		src, dst = pkt[8:24], pkt[24:40]
 	} else {
 		src, dst = pkt[12:16], pkt[16:20]
 	}
-	field := off + 16
+	field = off + 16
 	if proto == ProtoUDP {
 		field = off + 6
 	}
-	s := PseudoHeaderSum(proto, src, dst, len(pkt)-off)
+	s = PseudoHeaderSum(proto, src, dst, len(pkt)-off)
 	// Skip the field: both parts start at an even offset from off.
 	s = sum(pkt[off:field], s)
-	s = sum(pkt[field+2:], s)
+	if end > field+2 {
+		s = sum(pkt[field+2:end], s)
+	}
+	return s, field
+}
+
+// l4Finish turns the unfolded sum of a TCP or UDP packet and its
+// pseudo-header, checksum field left out, into the checksum to store.
+func l4Finish(s uint64, proto uint8) uint16 {
 	c := ^fold(s)
 	if proto == ProtoUDP && c == 0 {
 		c = 0xffff

@@ -24,6 +24,13 @@ func sumWordsAVX2(b []byte) uint64
 // four lanes before widening (4 × 2^13 × 0xffff < 2^32).
 const maxAVX2Chunk = 1 << 18
 
+// copySumWordsAVX2 copies src, whose length is a multiple of 32 and at
+// most maxAVX2Chunk, to dst and returns what sumWordsAVX2(src) would. It is
+// in checksum_amd64.s.
+//
+//go:noescape
+func copySumWordsAVX2(dst, src []byte) uint64
+
 // sumSIMD is sum with AVX2. The one's-complement sum does not depend on
 // byte order (RFC 1071), so the words are summed little-endian, folded,
 // and swapped to the big-endian sum.
@@ -37,6 +44,31 @@ func sumSIMD(b []byte, acc uint64) uint64 {
 		le += sumWordsAVX2(b[:n])
 		b = b[n:]
 	}
+	return addLE(b, le, acc)
+}
+
+// copySumSIMD is copySum with AVX2: the sum comes from the registers the
+// copy loads, so the data is read once.
+func copySumSIMD(dst, src []byte, acc uint64) uint64 {
+	if !haveAVX2 {
+		copy(dst, src)
+		return sumScalar(src, acc)
+	}
+	dst = dst[:len(src)]
+	var le uint64
+	for len(src) >= 32 {
+		n := min(len(src), maxAVX2Chunk) &^ 31
+		le += copySumWordsAVX2(dst[:n], src[:n])
+		dst, src = dst[n:], src[n:]
+	}
+	copy(dst, src)
+	return addLE(src, le, acc)
+}
+
+// addLE adds the tail b (under 32 bytes, at an even offset) to the
+// little-endian partial sum le, and le, folded and swapped to big-endian,
+// to acc.
+func addLE(b []byte, le, acc uint64) uint64 {
 	for len(b) >= 2 {
 		le += uint64(binary.LittleEndian.Uint16(b))
 		b = b[2:]

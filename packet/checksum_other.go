@@ -7,3 +7,8 @@ package packet
 const simdMin = 1 << 30
 
 func sumSIMD(b []byte, acc uint64) uint64 { return sumScalar(b, acc) }
+
+func copySumSIMD(dst, src []byte, acc uint64) uint64 {
+	copy(dst, src)
+	return sumScalar(src, acc)
+}

@@ -37,6 +37,45 @@ func TestSumSIMDMatchesScalar(t *testing.T) {
 	}
 }
 
+// copySum copies exactly its source, leaves the rest of the destination
+// alone and returns the same sum as sum.
+func TestCopySumMatchesSum(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	src := make([]byte, 1<<20+100)
+	for i := range src {
+		src[i] = byte(r.Uint32())
+	}
+	dst := make([]byte, len(src)+128)
+	check := func(n, soff, doff int, acc uint64) {
+		t.Helper()
+		for i := range dst {
+			dst[i] = 0xa5
+		}
+		s := src[soff : soff+n]
+		got := copySum(dst[doff:], s, acc)
+		if want := sumScalar(s, acc); fold(got) != fold(want) {
+			t.Fatalf("len %d: copySum %#04x, sum %#04x", n, fold(got), fold(want))
+		}
+		if got := fold(copySumSIMD(dst[doff:], s, acc)); got != fold(sumScalar(s, acc)) {
+			t.Fatalf("len %d: copySumSIMD %#04x", n, got)
+		}
+		if !bytes.Equal(dst[doff:doff+n], s) {
+			t.Fatalf("len %d: copy differs", n)
+		}
+		for i, c := range dst {
+			if (i < doff || i >= doff+n) && c != 0xa5 {
+				t.Fatalf("len %d: byte %d outside the copy written", n, i)
+			}
+		}
+	}
+	for n := 0; n <= 2100; n++ {
+		check(n, r.IntN(64), r.IntN(64), r.Uint64()>>16)
+	}
+	for _, n := range []int{1<<18 - 1, 1 << 18, 1<<18 + 33, 1<<20 + 100} {
+		check(n, 0, r.IntN(64), 0)
+	}
+}
+
 func BenchmarkChecksum64K(b *testing.B) {
 	p := make([]byte, 65535)
 	b.SetBytes(int64(len(p)))

@@ -3,6 +3,7 @@ package packet
 import (
 	"bytes"
 	"fmt"
+	"math/bits"
 )
 
 // maxUDPSegments is the most datagrams coalesced into one UDP super-packet;
@@ -66,7 +67,19 @@ type pktInfo struct {
 	seq                uint32
 	flags              uint8
 	id                 uint16
+	// sumLater: the transport checksum is checked when the packet is
+	// copied (checkSum), from the sum the copy computes.
+	sumLater bool
 }
+
+// appendResult is what tryAppend did with a packet.
+type appendResult int
+
+const (
+	notAppended appendResult = iota
+	appended
+	badChecksum // the packet cannot be merged with anything
+)
 
 // packet kinds
 const (
@@ -147,12 +160,19 @@ func (c *Coalescer) coalesce(bufs, slots [][]byte, offset int, udp bool) int {
 		if slots == nil {
 			pkt = b[offset:]
 		}
-		kind, key, info := classify(pkt, udp)
+		// Packets to be copied have their transport checksum checked
+		// as they are copied, so they are read once.
+		kind, key, info := classify(pkt, udp, slots != nil)
 		if kind != kindOther {
 			if gi, ok := c.flows[key]; ok {
-				if kind == kindCandidate && c.tryAppend(&c.groups[gi], pkt, &info, offset) {
-					used++
-					continue
+				if kind == kindCandidate {
+					switch c.tryAppend(&c.groups[gi], pkt, &info, offset) {
+					case appended:
+						used++
+						continue
+					case badChecksum:
+						kind = kindFlow
+					}
 				}
 				delete(c.flows, key)
 			}
@@ -167,7 +187,15 @@ func (c *Coalescer) coalesce(bufs, slots [][]byte, offset int, udp bool) int {
 			}
 			slot := slots[len(c.out)]
 			b = slot[:offset+len(pkt)]
-			copy(b[offset:], pkt)
+			if kind == kindCandidate && info.sumLater {
+				h := info.l4 + info.l4Len
+				copy(b[offset:offset+h], pkt[:h])
+				if !info.checkSum(pkt, copySum(b[offset+h:], pkt[h:], 0)) {
+					kind = kindFlow
+				}
+			} else {
+				copy(b[offset:], pkt)
+			}
 		}
 		if kind == kindCandidate {
 			g := group{
@@ -196,7 +224,8 @@ func (c *Coalescer) coalesce(bufs, slots [][]byte, offset int, udp bool) int {
 }
 
 // classify parses pkt enough to find its flow and whether it may be merged.
-func classify(pkt []byte, udp bool) (kind int, key flowKey, info pktInfo) {
+// With sumLater it leaves the transport checksum to the caller.
+func classify(pkt []byte, udp, sumLater bool) (kind int, key flowKey, info pktInfo) {
 	proto, l4, ok := Transport(pkt)
 	if !ok || (proto != ProtoTCP && (proto != ProtoUDP || !udp)) || len(pkt) < l4+4 {
 		return kindOther, key, info
@@ -238,7 +267,7 @@ func classify(pkt []byte, udp bool) (kind int, key flowKey, info pktInfo) {
 			return
 		}
 		info.seq = be.Uint32(pkt[l4+4:])
-		if be.Uint16(pkt[l4+16:]) != l4Checksum(pkt, info.v6, proto, l4) {
+		if !sumLater && be.Uint16(pkt[l4+16:]) != l4Checksum(pkt, info.v6, proto, l4) {
 			return
 		}
 	} else {
@@ -246,7 +275,7 @@ func classify(pkt []byte, udp bool) (kind int, key flowKey, info pktInfo) {
 		if len(pkt) < l4+UDPHeaderLen || int(be.Uint16(pkt[l4+4:])) != len(pkt)-l4 {
 			return
 		}
-		if cs := be.Uint16(pkt[l4+6:]); cs == 0 || cs != l4Checksum(pkt, info.v6, proto, l4) {
+		if cs := be.Uint16(pkt[l4+6:]); cs == 0 || (!sumLater && cs != l4Checksum(pkt, info.v6, proto, l4)) {
 			return
 		}
 	}
@@ -254,32 +283,41 @@ func classify(pkt []byte, udp bool) (kind int, key flowKey, info pktInfo) {
 	if info.payload == 0 {
 		return
 	}
+	info.sumLater = sumLater
 	return kindCandidate, key, info
 }
 
+// checkSum reports whether pkt carries the transport checksum it should,
+// given dataSum, the sum of its payload (after the transport header).
+func (info *pktInfo) checkSum(pkt []byte, dataSum uint64) bool {
+	s, field := l4HeaderSum(pkt, info.v6, info.proto, info.l4, info.l4+info.l4Len)
+	s, c := bits.Add64(s, dataSum, 0)
+	return be.Uint16(pkt[field:]) == l4Finish(s+c, info.proto)
+}
+
 // tryAppend adds pkt's payload to group g if pkt continues it.
-func (c *Coalescer) tryAppend(g *group, pkt []byte, info *pktInfo, offset int) bool {
+func (c *Coalescer) tryAppend(g *group, pkt []byte, info *pktInfo, offset int) appendResult {
 	if g.closed || info.l4 != g.l4 || info.l4Len != g.l4Len || info.payload > g.gsoSize {
-		return false
+		return notAppended
 	}
 	if g.proto == ProtoUDP && g.segs >= maxUDPSegments {
-		return false
+		return notAppended
 	}
 	buf := c.out[g.out]
 	head := buf[offset:]
 	newLen := len(head) + info.payload
 	if newLen > maxSuperPacket || offset+newLen > cap(buf) {
-		return false
+		return notAppended
 	}
 	// IP headers equal but for lengths, checksum and identification.
 	if g.v6 {
 		if !bytes.Equal(head[0:4], pkt[0:4]) || head[7] != pkt[7] {
-			return false
+			return notAppended
 		}
 	} else {
 		if head[0] != pkt[0] || head[1] != pkt[1] || head[6] != pkt[6] || head[7] != pkt[7] || head[8] != pkt[8] ||
 			info.id != g.id+uint16(g.segs) {
-			return false
+			return notAppended
 		}
 	}
 	l4 := g.l4
@@ -290,11 +328,18 @@ func (c *Coalescer) tryAppend(g *group, pkt []byte, info *pktInfo, offset int) b
 			head[l4+13] != info.flags&^TCPFlagPSH ||
 			!bytes.Equal(head[l4+14:l4+16], pkt[l4+14:l4+16]) || // window
 			!bytes.Equal(head[l4+18:l4+g.l4Len], pkt[l4+18:l4+g.l4Len]) { // urgent, options
-			return false
+			return notAppended
 		}
 	}
 	buf = buf[:offset+newLen]
-	copy(buf[offset+len(head):], pkt[l4+g.l4Len:])
+	if info.sumLater {
+		// Written past the end of the super-packet until checked.
+		if !info.checkSum(pkt, copySum(buf[offset+len(head):], pkt[l4+g.l4Len:], 0)) {
+			return badChecksum
+		}
+	} else {
+		copy(buf[offset+len(head):], pkt[l4+g.l4Len:])
+	}
 	c.out[g.out] = buf
 	g.segs++
 	g.nextSeq += uint32(info.payload)
@@ -304,7 +349,7 @@ func (c *Coalescer) tryAppend(g *group, pkt []byte, info *pktInfo, offset int) b
 	if info.flags&TCPFlagPSH != 0 {
 		g.psh, g.closed = true, true
 	}
-	return true
+	return appended
 }
 
 // finish turns the head packet of a group of two or more segments into a

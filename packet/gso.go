@@ -100,14 +100,33 @@ func SplitGSO(hdr VirtioNetHdr, pkt []byte, outBufs [][]byte, sizes []int, offse
 		return 0, fmt.Errorf("%w: segment longer than 65535 bytes", ErrMalformed)
 	}
 
+	// The checksums are built from sums over the headers as read plus the
+	// fields that change per segment, and the payload sum comes from the
+	// copy itself: nothing just written is read back.
+	var src, dst []byte
 	var seq uint32
 	var id uint16
+	var ipSum uint64 // IPv4 header without length, identification, checksum
+	if v6 {
+		src, dst = pkt[8:24], pkt[24:40]
+	} else {
+		src, dst = pkt[12:16], pkt[16:20]
+		id = be.Uint16(pkt[4:6])
+		ihl := int(pkt[0]&0x0f) * 4
+		ipSum = uint64(fold(sum(pkt[12:ihl], sum(pkt[6:10], sum(pkt[0:2], 0)))))
+	}
+	// Transport header without length, sequence number, flags, checksum,
+	// plus the pseudo-header without its length.
+	l4Sum := PseudoHeaderSum(proto, src, dst, 0)
+	var offFlags uint16 // TCP data offset and flags as read
 	if proto == ProtoTCP {
 		seq = be.Uint32(pkt[l4+4:])
+		offFlags = be.Uint16(pkt[l4+12:])
+		l4Sum = sum(pkt[l4+18:hdrLen], sum(pkt[l4+14:l4+16], sum(pkt[l4+8:l4+12], sum(pkt[l4:l4+4], l4Sum))))
+	} else {
+		l4Sum = sum(pkt[l4:l4+4], l4Sum)
 	}
-	if !v6 {
-		id = be.Uint16(pkt[4:6])
-	}
+	l4Sum = uint64(fold(l4Sum))
 	for i := 0; i < segs; i++ {
 		chunk := payload[min(i*gsoSize, len(payload)):min((i+1)*gsoSize, len(payload))]
 		total := hdrLen + len(chunk)
@@ -116,28 +135,37 @@ func SplitGSO(hdr VirtioNetHdr, pkt []byte, outBufs [][]byte, sizes []int, offse
 		}
 		out := outBufs[i][offset : offset+total]
 		copy(out, pkt[:hdrLen])
-		copy(out[hdrLen:], chunk)
+		dataSum := uint64(fold(copySum(out[hdrLen:], chunk, 0)))
 
 		if v6 {
 			be.PutUint16(out[4:6], uint16(total-IPv6HeaderLen))
 		} else {
+			segID := id + uint16(i)
 			be.PutUint16(out[2:4], uint16(total))
-			be.PutUint16(out[4:6], id+uint16(i))
-			ihl := int(out[0]&0x0f) * 4
-			be.PutUint16(out[10:12], ipv4HeaderChecksum(out[:ihl]))
+			be.PutUint16(out[4:6], segID)
+			be.PutUint16(out[10:12], ^fold(ipSum+uint64(total)+uint64(segID)))
 		}
+		l4Len := uint64(total - l4)
 		if proto == ProtoTCP {
-			be.PutUint32(out[l4+4:], seq+uint32(i*gsoSize))
+			segSeq := seq + uint32(i*gsoSize)
+			flags := offFlags
 			if i != segs-1 {
-				out[l4+13] &^= TCPFlagFIN | TCPFlagPSH
+				flags &^= TCPFlagFIN | TCPFlagPSH
 			}
 			if i != 0 {
-				out[l4+13] &^= TCPFlagCWR
+				flags &^= TCPFlagCWR
 			}
-			be.PutUint16(out[l4+16:], l4Checksum(out, v6, proto, l4))
+			be.PutUint32(out[l4+4:], segSeq)
+			be.PutUint16(out[l4+12:], flags)
+			s := l4Sum + l4Len + uint64(segSeq>>16) + uint64(segSeq&0xffff) + uint64(flags) + dataSum
+			be.PutUint16(out[l4+16:], ^fold(s))
 		} else {
-			be.PutUint16(out[l4+4:], uint16(total-l4))
-			be.PutUint16(out[l4+6:], l4Checksum(out, v6, proto, l4))
+			be.PutUint16(out[l4+4:], uint16(l4Len))
+			c := ^fold(l4Sum + 2*l4Len + dataSum)
+			if c == 0 {
+				c = 0xffff // zero means "no checksum"
+			}
+			be.PutUint16(out[l4+6:], c)
 		}
 		sizes[i] = total
 	}
