@@ -29,9 +29,12 @@ type elem struct {
 	// plen is the decrypted length (inbound), at buf.b[headroom:].
 	plen    int
 	counter uint64
-	kp      *noise.Keypair     // inbound: the keypair the packet names
-	ep      transport.Endpoint // inbound: where it came from
-	ok      bool               // crypto succeeded
+	// src is an inbound datagram still in the bind's memory (lent by the
+	// receive function), decrypted from there into buf; nil once in buf.
+	src []byte
+	kp  *noise.Keypair     // inbound: the keypair the packet names
+	ep  transport.Endpoint // inbound: where it came from
+	ok  bool               // crypto succeeded
 }
 
 // batch is a vector of packets of one peer in one direction. It sits on the

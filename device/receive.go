@@ -62,6 +62,10 @@ func (d *Device) routineReceive(fn transport.ReceiveFunc) {
 			continue
 		}
 		r.handle(n)
+		// Our own buffers again where the bind lent its.
+		for i := range n {
+			r.bufs[i] = r.holders[i].b
+		}
 	}
 }
 
@@ -73,7 +77,8 @@ func (r *receiver) release() {
 }
 
 // takeBuf hands buffer i on to a later stage and puts a fresh one in its
-// place.
+// place. If the bind lent datagram i, it stays where it is: the caller
+// copies it into the buffer or sets elem.src.
 func (r *receiver) takeBuf(i int) *buffer {
 	b := r.holders[i]
 	r.holders[i] = r.d.getBuf()
@@ -87,11 +92,13 @@ func (r *receiver) handle(n int) {
 	d := r.d
 	for i := range n {
 		size := r.sizes[i]
-		if size < 4 || size > len(r.bufs[i]) {
+		own := r.holders[i].b
+		if size < 4 || size > len(r.bufs[i]) || size > len(own) {
 			d.stats.badInbound.Add(1)
 			continue
 		}
 		msg := r.bufs[i][:size]
+		lent := &msg[0] != &own[0]
 		typ := binary.LittleEndian.Uint32(msg[:4])
 		switch typ {
 		case noise.MessageInitiationType, noise.MessageResponseType, noise.MessageCookieReplyType:
@@ -103,6 +110,9 @@ func (r *receiver) handle(n int) {
 			d.pending.Add(1)
 			select {
 			case d.hsQ <- m:
+				if lent {
+					copy(own, msg)
+				}
 				r.takeBuf(i)
 			default:
 				d.pending.Add(-1)
@@ -125,7 +135,18 @@ func (r *receiver) handle(n int) {
 				continue
 			}
 			b := r.batchFor(ent.peer)
-			b.elems = append(b.elems, elem{buf: r.takeBuf(i), n: size, kp: kp, ep: r.eps[i]})
+			b.elems = append(b.elems, elem{}) // filled in place: elem is large
+			e := &b.elems[len(b.elems)-1]
+			e.buf, e.n, e.kp, e.ep = r.takeBuf(i), size, kp, r.eps[i]
+			if lent {
+				if d.inline {
+					// Decrypted before handle returns (dispatch runs
+					// the crypto at once), so straight from the bind.
+					e.src = msg
+				} else {
+					copy(e.buf.b, msg)
+				}
+			}
 			if len(b.elems) == cap(b.elems) {
 				r.flushPeer(ent.peer)
 			}
@@ -189,11 +210,14 @@ func (d *Device) decrypt(b *batch) {
 	now := d.clock.Now()
 	for i := range b.elems {
 		e := &b.elems[i]
+		msg := e.buf.b[:e.n]
+		if e.src != nil {
+			msg, e.src = e.src, nil
+		}
 		if now.Sub(e.kp.Created) >= noise.RejectAfterTime {
 			continue
 		}
-		msg := e.buf.b[:e.n]
-		pt, ctr, err := e.kp.OpenTransport(msg[headroom:headroom], msg)
+		pt, ctr, err := e.kp.OpenTransport(e.buf.b[headroom:headroom], msg)
 		if err != nil || ctr >= noise.RejectAfterMessages {
 			continue
 		}

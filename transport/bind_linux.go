@@ -767,7 +767,10 @@ func (r *linuxReceiver) drain(bufs [][]byte, sizes []int, eps []Endpoint) int {
 		data := r.arena[i*groBufSize : i*groBufSize+total]
 		chunk := min(p.seg, total-p.off)
 		if chunk <= len(bufs[out]) {
-			sizes[out] = copy(bufs[out], data[p.off:p.off+chunk])
+			// Lent, not copied: the arena is only read into again by a
+			// later call.
+			bufs[out] = data[p.off : p.off+chunk : p.off+chunk]
+			sizes[out] = chunk
 			eps[out] = p.ep
 			out++
 		} else {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"slices"
 	"testing"
 	"unsafe"
 
@@ -116,7 +117,9 @@ func TestLinuxBindGSO(t *testing.T) {
 				sizes := make([]int, nbufs)
 				eps := make([]Endpoint, nbufs)
 				got := 0
+				own := slices.Clone(bufs)
 				for call := 0; got < len(want); call++ {
+					copy(bufs, own)
 					n, err := fn(bufs, sizes, eps)
 					if err != nil {
 						t.Fatal(err)
@@ -400,7 +403,9 @@ func TestLinuxReceiverDrainMalformed(t *testing.T) {
 	bufs := [][]byte{make([]byte, 100), make([]byte, 100)}
 	sizes, eps := make([]int, 2), make([]Endpoint, 2)
 	var got []string
+	own := slices.Clone(bufs)
 	for r.pending.next < r.pending.count {
+		copy(bufs, own)
 		n := r.drain(bufs, sizes, eps)
 		for i := range n {
 			got = append(got, fmt.Sprintf("%d:%d", bufs[i][0], sizes[i]))

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -38,7 +39,9 @@ func startReceiver(t testing.TB, fns []ReceiveFunc, batch, bufSize int) *receive
 			}
 			sizes := make([]int, batch)
 			eps := make([]Endpoint, batch)
+			own := slices.Clone(bufs)
 			for {
+				copy(bufs, own) // the bind may have lent its buffers
 				n, err := fn(bufs, sizes, eps)
 				if err != nil {
 					r.errs <- err

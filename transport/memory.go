@@ -69,7 +69,19 @@ func (b *memBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 	b.done = make(chan struct{})
 	b.net.binds[ap] = b
 	queue, done := b.queue, b.done
+	// Every other datagram is lent rather than copied, and what was lent
+	// is overwritten when the next call starts, so a caller that keeps a
+	// lent datagram too long sees garbage.
+	var lent [][]byte
+	lend := false
 	recv := func(bufs [][]byte, sizes []int, eps []Endpoint) (int, error) {
+		for _, l := range lent {
+			for i := range l {
+				l[i] = 0xdd
+			}
+		}
+		clear(lent)
+		lent = lent[:0]
 		var d datagram
 		select {
 		case d = <-queue:
@@ -81,7 +93,13 @@ func (b *memBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 			// A datagram larger than its buffer is dropped, never
 			// truncated, as the Linux bind does.
 			if len(d.data) <= len(bufs[n]) {
-				sizes[n] = copy(bufs[n], d.data)
+				if lend = !lend; lend {
+					bufs[n] = d.data[:len(d.data):len(d.data)]
+					lent = append(lent, bufs[n])
+					sizes[n] = len(d.data)
+				} else {
+					sizes[n] = copy(bufs[n], d.data)
+				}
 				eps[n] = Endpoint{Dst: d.from, Src: ap.Addr()}
 				n++
 				if n == len(bufs) {

@@ -25,9 +25,14 @@ type Endpoint struct {
 func (e Endpoint) String() string { return e.Dst.String() }
 
 // ReceiveFunc reads up to len(bufs) datagrams, blocking until at least one
-// arrives. It fills bufs[i][:sizes[i]] and eps[i] and returns the count.
-// The buffers belong to the caller. After the Bind is closed it returns
-// ErrClosed (possibly wrapped).
+// arrives, and returns the count; datagram i is then bufs[i][:sizes[i]],
+// from eps[i]. It either copies the datagram into the caller's buffer or
+// lends one of its own: it sets bufs[i] to a slice of its memory holding the
+// datagram, valid until the next call of the same function (so a caller
+// that keeps a datagram longer copies it, and passes its own buffers again
+// on every call). A datagram longer than the caller's bufs[i] is dropped
+// either way. After the Bind is closed it returns ErrClosed (possibly
+// wrapped).
 type ReceiveFunc func(bufs [][]byte, sizes []int, eps []Endpoint) (n int, err error)
 
 // Bind is a set of UDP sockets sharing one port.
