@@ -106,13 +106,13 @@ func (r *receiver) handle(n int) {
 				d.stats.badInbound.Add(1)
 				continue
 			}
+			if lent {
+				copy(own, msg) // queued past the next receive call
+			}
 			m := hsMsg{buf: r.holders[i], n: size, ep: r.eps[i]}
 			d.pending.Add(1)
 			select {
 			case d.hsQ <- m:
-				if lent {
-					copy(own, msg)
-				}
 				r.takeBuf(i)
 			default:
 				d.pending.Add(-1)
