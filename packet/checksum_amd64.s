@@ -1,5 +1,19 @@
 #include "textflag.h"
 
+// SUM_LANES adds the eight 32-bit lanes of Y0 and of Y1 into AX: first
+// into four 32-bit lanes, widened then to four 64-bit ones.
+#define SUM_LANES \
+	VPADDD       Y1, Y0, Y0; \
+	VEXTRACTI128 $1, Y0, X1; \
+	VPADDD       X1, X0, X0; \
+	VPMOVZXDQ    X0, Y0;     \
+	VEXTRACTI128 $1, Y0, X1; \
+	VPADDQ       X1, X0, X0; \
+	VPSHUFD      $0x4e, X0, X1; \
+	VPADDQ       X1, X0, X0; \
+	MOVQ         X0, AX;     \
+	VZEROUPPER
+
 // func sumWordsAVX2(b []byte) uint64
 TEXT ·sumWordsAVX2(SB), NOSPLIT, $0-32
 	MOVQ b_base+0(FP), SI
@@ -19,17 +33,8 @@ loop:
 	JNZ       loop
 
 done:
-	VPADDD       Y1, Y0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPADDD       X1, X0, X0 // four 32-bit lanes
-	VPMOVZXDQ    X0, Y0     // widened to four 64-bit lanes
-	VEXTRACTI128 $1, Y0, X1
-	VPADDQ       X1, X0, X0
-	VPSHUFD      $0x4e, X0, X1
-	VPADDQ       X1, X0, X0
-	MOVQ         X0, AX
-	VZEROUPPER
-	MOVQ         AX, ret+24(FP)
+	SUM_LANES
+	MOVQ AX, ret+24(FP)
 	RET
 
 // func copySumWordsAVX2(dst, src []byte) uint64
@@ -57,15 +62,6 @@ cloop:
 	JNZ          cloop
 
 cdone:
-	VPADDD       Y1, Y0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPADDD       X1, X0, X0
-	VPMOVZXDQ    X0, Y0
-	VEXTRACTI128 $1, Y0, X1
-	VPADDQ       X1, X0, X0
-	VPSHUFD      $0x4e, X0, X1
-	VPADDQ       X1, X0, X0
-	MOVQ         X0, AX
-	VZEROUPPER
-	MOVQ         AX, ret+48(FP)
+	SUM_LANES
+	MOVQ AX, ret+48(FP)
 	RET
