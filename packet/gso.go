@@ -158,14 +158,10 @@ func SplitGSO(hdr VirtioNetHdr, pkt []byte, outBufs [][]byte, sizes []int, offse
 			be.PutUint32(out[l4+4:], segSeq)
 			be.PutUint16(out[l4+12:], flags)
 			s := l4Sum + l4Len + uint64(segSeq>>16) + uint64(segSeq&0xffff) + uint64(flags) + dataSum
-			be.PutUint16(out[l4+16:], ^fold(s))
+			be.PutUint16(out[l4+16:], l4Finish(s, proto))
 		} else {
 			be.PutUint16(out[l4+4:], uint16(l4Len))
-			c := ^fold(l4Sum + 2*l4Len + dataSum)
-			if c == 0 {
-				c = 0xffff // zero means "no checksum"
-			}
-			be.PutUint16(out[l4+6:], c)
+			be.PutUint16(out[l4+6:], l4Finish(l4Sum+2*l4Len+dataSum, proto))
 		}
 		sizes[i] = total
 	}
