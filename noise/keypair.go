@@ -7,15 +7,16 @@ import (
 	"sync/atomic"
 	"time"
 
-	"golang.org/x/crypto/chacha20poly1305"
+	"gotatun/noise/chachapoly"
 )
 
 // Keypair is the pair of transport keys of one session, with its send
 // counter and receive replay filter. The exported fields are set at
 // creation and never change.
 //
-// Go's ChaCha20-Poly1305 keeps a private copy of its key that cannot be
-// wiped; Zero drops the last references to it and wipes everything else.
+// The AEADs keep their own copies of the keys, which a concurrent Seal or
+// Open may still be reading; Zero drops the last references to them and
+// wipes everything else.
 type Keypair struct {
 	LocalIndex  uint32 // index peers put in messages to us
 	RemoteIndex uint32 // index we put in messages to the peer
@@ -34,13 +35,13 @@ type keypairCiphers struct {
 }
 
 func newKeypair(send, recv *[KeySize]byte, local, remote uint32, initiator bool, now time.Time) *Keypair {
-	s, err := chacha20poly1305.New(send[:])
+	s, err := chachapoly.New(send[:])
 	if err != nil {
-		panic("noise: chacha20poly1305 with a 32-byte key cannot fail: " + err.Error())
+		panic("noise: ChaCha20-Poly1305 with a 32-byte key cannot fail: " + err.Error())
 	}
-	r, err := chacha20poly1305.New(recv[:])
+	r, err := chachapoly.New(recv[:])
 	if err != nil {
-		panic("noise: chacha20poly1305 with a 32-byte key cannot fail: " + err.Error())
+		panic("noise: ChaCha20-Poly1305 with a 32-byte key cannot fail: " + err.Error())
 	}
 	k := &Keypair{LocalIndex: local, RemoteIndex: remote, Created: now, IsInitiator: initiator}
 	k.ciphers.Store(&keypairCiphers{send: s, recv: r})

@@ -1,0 +1,188 @@
+// Package chachapoly is the ChaCha20-Poly1305 AEAD of RFC 8439, with
+// AVX-512 code for ChaCha20 and AVX-512 IFMA code for Poly1305. On CPUs
+// without them New returns golang.org/x/crypto's implementation, so
+// callers see the same cipher.AEAD either way.
+package chachapoly
+
+import (
+	"crypto/cipher"
+	"crypto/subtle"
+	"encoding/binary"
+	"errors"
+	"unsafe"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+const (
+	KeySize   = 32
+	NonceSize = 12
+	Overhead  = 16
+
+	// The 32-bit block counter starts at 1 for the message (block 0 makes
+	// the Poly1305 key), which bounds one message to 2^32-1 blocks.
+	maxPlaintext = (1<<32 - 1) * 64
+
+	// In-place Open of messages up to this size decrypts on the stack
+	// before the check (see Open).
+	openScratch = 1536
+)
+
+var errOpen = errors.New("chachapoly: message authentication failed")
+
+// zeroBlock is the input that turns one keystream block into the
+// Poly1305 key.
+var zeroBlock [64]byte
+
+// New returns a ChaCha20-Poly1305 AEAD for a 32-byte key.
+func New(key []byte) (cipher.AEAD, error) {
+	if len(key) != KeySize {
+		return nil, errors.New("chachapoly: the key must be 32 bytes")
+	}
+	if !useAVX512 || !useIFMA {
+		return chacha20poly1305.New(key)
+	}
+	return newAEAD(key), nil
+}
+
+type aead struct {
+	key [8]uint32
+}
+
+func newAEAD(key []byte) *aead {
+	a := new(aead)
+	for i := range a.key {
+		a.key[i] = binary.LittleEndian.Uint32(key[4*i:])
+	}
+	return a
+}
+
+func (*aead) NonceSize() int { return NonceSize }
+func (*aead) Overhead() int  { return Overhead }
+
+// state returns the ChaCha20 input for nonce at block counter 0.
+func (a *aead) state(nonce []byte) [16]uint32 {
+	return [16]uint32{
+		0x61707865, 0x3320646e, 0x79622d32, 0x6b206574,
+		a.key[0], a.key[1], a.key[2], a.key[3],
+		a.key[4], a.key[5], a.key[6], a.key[7],
+		0,
+		binary.LittleEndian.Uint32(nonce[0:4]),
+		binary.LittleEndian.Uint32(nonce[4:8]),
+		binary.LittleEndian.Uint32(nonce[8:12]),
+	}
+}
+
+func (a *aead) Seal(dst, nonce, plaintext, ad []byte) []byte {
+	if len(nonce) != NonceSize {
+		panic("chachapoly: nonce of the wrong length passed to Seal")
+	}
+	if uint64(len(plaintext)) > maxPlaintext {
+		panic("chachapoly: plaintext too long for one message")
+	}
+	ret, out := sliceForAppend(dst, len(plaintext)+Overhead)
+	ct, tagOut := out[:len(plaintext)], out[len(plaintext):]
+	if inexactOverlap(ct, plaintext) {
+		panic("chachapoly: Seal's output overlaps its input other than in place")
+	}
+	state := a.state(nonce)
+	var polyKey [64]byte
+	if len(plaintext) > 0 {
+		xorKeyStreamAVX512(&state, &polyKey[0], &zeroBlock[0], len(polyKey), &ct[0], &plaintext[0], len(plaintext))
+	} else {
+		xorKeyStreamAVX512(&state, &polyKey[0], &zeroBlock[0], len(polyKey), nil, nil, 0)
+	}
+	var tag [16]byte
+	macAEAD(&tag, (*[32]byte)(polyKey[:32]), ad, ct)
+	copy(tagOut, tag[:])
+	return ret
+}
+
+func (a *aead) Open(dst, nonce, ciphertext, ad []byte) ([]byte, error) {
+	if len(nonce) != NonceSize {
+		panic("chachapoly: nonce of the wrong length passed to Open")
+	}
+	if len(ciphertext) < Overhead || uint64(len(ciphertext)) > maxPlaintext+Overhead {
+		return nil, errOpen
+	}
+	ct, tag := ciphertext[:len(ciphertext)-Overhead], ciphertext[len(ciphertext)-Overhead:]
+	ret, out := sliceForAppend(dst, len(ct))
+	if inexactOverlap(out, ct) {
+		panic("chachapoly: Open's output overlaps its input other than in place")
+	}
+	state := a.state(nonce)
+	var polyKey [64]byte
+	// One keystream call for the Poly1305 key and the message is faster
+	// than two, but the ciphertext must stay intact until it is
+	// authenticated: decrypt straight into out when it is elsewhere, and
+	// in place only after the check (openInPlace).
+	if len(ct) > 0 && &out[0] == &ct[0] {
+		if err := a.openInPlace(&state, out, tag, ad); err != nil {
+			return nil, err
+		}
+		return ret, nil
+	}
+	if len(ct) > 0 {
+		xorKeyStreamAVX512(&state, &polyKey[0], &zeroBlock[0], len(polyKey), &out[0], &ct[0], len(ct))
+	} else {
+		xorKeyStreamAVX512(&state, &polyKey[0], &zeroBlock[0], len(polyKey), nil, nil, 0)
+	}
+	var want [16]byte
+	macAEAD(&want, (*[32]byte)(polyKey[:32]), ad, ct)
+	if subtle.ConstantTimeCompare(want[:], tag) != 1 {
+		clear(out)
+		return nil, errOpen
+	}
+	return ret, nil
+}
+
+// openInPlace authenticates and decrypts msg in place. A short message is
+// decrypted into a stack buffer together with the Poly1305 key and copied
+// back after the check; a longer one takes a second keystream call.
+func (a *aead) openInPlace(state *[16]uint32, msg, tag, ad []byte) error {
+	var polyKey [64]byte
+	var scratch [openScratch]byte
+	short := len(msg) <= len(scratch)
+	if short {
+		xorKeyStreamAVX512(state, &polyKey[0], &zeroBlock[0], len(polyKey), &scratch[0], &msg[0], len(msg))
+	} else {
+		xorKeyStreamAVX512(state, &polyKey[0], &zeroBlock[0], len(polyKey), nil, nil, 0)
+	}
+	var want [16]byte
+	macAEAD(&want, (*[32]byte)(polyKey[:32]), ad, msg)
+	if subtle.ConstantTimeCompare(want[:], tag) != 1 {
+		clear(msg)
+		clear(scratch[:])
+		return errOpen
+	}
+	if short {
+		copy(msg, scratch[:len(msg)])
+	} else {
+		state[12] = 1
+		xorKeyStreamAVX512(state, &msg[0], &msg[0], len(msg), nil, nil, 0)
+	}
+	return nil
+}
+
+// sliceForAppend extends in by n bytes, reusing its capacity when it can,
+// and returns the whole slice and the new tail.
+func sliceForAppend(in []byte, n int) (whole, tail []byte) {
+	total := len(in) + n
+	if cap(in) >= total {
+		whole = in[:total]
+	} else {
+		whole = make([]byte, total)
+		copy(whole, in)
+	}
+	return whole, whole[len(in):]
+}
+
+// inexactOverlap reports whether x and y share memory without starting at
+// the same byte: in-place use is fine, a shifted overlap is not.
+func inexactOverlap(x, y []byte) bool {
+	if len(x) == 0 || len(y) == 0 || &x[0] == &y[0] {
+		return false
+	}
+	xStart, yStart := uintptr(unsafe.Pointer(&x[0])), uintptr(unsafe.Pointer(&y[0]))
+	return xStart <= yStart+uintptr(len(y)-1) && yStart <= xStart+uintptr(len(x)-1)
+}
