@@ -87,11 +87,7 @@ func (a *aead) Seal(dst, nonce, plaintext, ad []byte) []byte {
 	}
 	state := a.state(nonce)
 	var polyKey [64]byte
-	if len(plaintext) > 0 {
-		xorKeyStreamAVX512(&state, &polyKey[0], &zeroBlock[0], len(polyKey), &ct[0], &plaintext[0], len(plaintext))
-	} else {
-		xorKeyStreamAVX512(&state, &polyKey[0], &zeroBlock[0], len(polyKey), nil, nil, 0)
-	}
+	polyKeyAndXOR(&state, &polyKey, ct, plaintext)
 	var tag [16]byte
 	macAEAD(&tag, (*[32]byte)(polyKey[:32]), ad, ct)
 	copy(tagOut, tag[:])
@@ -122,11 +118,7 @@ func (a *aead) Open(dst, nonce, ciphertext, ad []byte) ([]byte, error) {
 		}
 		return ret, nil
 	}
-	if len(ct) > 0 {
-		xorKeyStreamAVX512(&state, &polyKey[0], &zeroBlock[0], len(polyKey), &out[0], &ct[0], len(ct))
-	} else {
-		xorKeyStreamAVX512(&state, &polyKey[0], &zeroBlock[0], len(polyKey), nil, nil, 0)
-	}
+	polyKeyAndXOR(&state, &polyKey, out, ct)
 	var want [16]byte
 	macAEAD(&want, (*[32]byte)(polyKey[:32]), ad, ct)
 	if subtle.ConstantTimeCompare(want[:], tag) != 1 {
@@ -144,9 +136,9 @@ func (a *aead) openInPlace(state *[16]uint32, msg, tag, ad []byte) error {
 	var scratch [openScratch]byte
 	short := len(msg) <= len(scratch)
 	if short {
-		xorKeyStreamAVX512(state, &polyKey[0], &zeroBlock[0], len(polyKey), &scratch[0], &msg[0], len(msg))
+		polyKeyAndXOR(state, &polyKey, scratch[:len(msg)], msg)
 	} else {
-		xorKeyStreamAVX512(state, &polyKey[0], &zeroBlock[0], len(polyKey), nil, nil, 0)
+		polyKeyAndXOR(state, &polyKey, nil, nil)
 	}
 	var want [16]byte
 	macAEAD(&want, (*[32]byte)(polyKey[:32]), ad, msg)
@@ -162,6 +154,16 @@ func (a *aead) openInPlace(state *[16]uint32, msg, tag, ad []byte) error {
 		xorKeyStreamAVX512(state, &msg[0], &msg[0], len(msg), nil, nil, 0)
 	}
 	return nil
+}
+
+// polyKeyAndXOR writes keystream block 0 (the Poly1305 key in its first
+// 32 bytes) to polyKey and XORs src into dst from block 1 on, in one call.
+func polyKeyAndXOR(state *[16]uint32, polyKey *[64]byte, dst, src []byte) {
+	if len(src) == 0 {
+		xorKeyStreamAVX512(state, &polyKey[0], &zeroBlock[0], len(polyKey), nil, nil, 0)
+		return
+	}
+	xorKeyStreamAVX512(state, &polyKey[0], &zeroBlock[0], len(polyKey), &dst[0], &src[0], len(src))
 }
 
 // sliceForAppend extends in by n bytes, reusing its capacity when it can,

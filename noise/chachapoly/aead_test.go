@@ -207,13 +207,17 @@ func BenchmarkAEAD(b *testing.B) {
 	}
 }
 
-func benchOpenInPlace(b *testing.B, impl string, n int) {
+func benchCipher(b *testing.B, impl string) cipher.AEAD {
 	key := make([]byte, 32)
-	var a cipher.AEAD = mustXCrypto(b, key)
 	if impl == "chachapoly" {
 		requireFast(b)
-		a = newAEAD(key)
+		return newAEAD(key)
 	}
+	return mustXCrypto(b, key)
+}
+
+func benchOpenInPlace(b *testing.B, impl string, n int) {
+	a := benchCipher(b, impl)
 	nonce := make([]byte, 12)
 	sealed := a.Seal(nil, nonce, make([]byte, n), nil)
 	buf := make([]byte, len(sealed))
@@ -229,12 +233,7 @@ func benchOpenInPlace(b *testing.B, impl string, n int) {
 }
 
 func benchAEAD(b *testing.B, impl string, n int, open bool) {
-	key := make([]byte, 32)
-	var a cipher.AEAD = mustXCrypto(b, key)
-	if impl == "chachapoly" {
-		requireFast(b)
-		a = newAEAD(key)
-	}
+	a := benchCipher(b, impl)
 	nonce := make([]byte, 12)
 	buf := make([]byte, n+16)
 	sealed := a.Seal(nil, nonce, buf[:n], nil)
