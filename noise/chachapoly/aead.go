@@ -1,7 +1,8 @@
 // Package chachapoly is the ChaCha20-Poly1305 AEAD of RFC 8439, with
-// AVX-512 code for ChaCha20 and AVX-512 IFMA code for Poly1305. On CPUs
-// without them New returns golang.org/x/crypto's implementation, so
-// callers see the same cipher.AEAD either way.
+// AVX-512 code for ChaCha20 and AVX-512 IFMA code for Poly1305. On other
+// amd64 CPUs New returns golang.org/x/crypto's AEAD (its AVX2 assembly is
+// faster there); on other platforms it uses x/crypto's ChaCha20 and a
+// portable Poly1305, neither of which allocates.
 package chachapoly
 
 import (
@@ -39,7 +40,7 @@ func New(key []byte) (cipher.AEAD, error) {
 	if len(key) != KeySize {
 		return nil, errors.New("chachapoly: the key must be 32 bytes")
 	}
-	if !useAVX512 || !useIFMA {
+	if xcryptoIsFaster && (!useAVX512 || !useIFMA) {
 		return chacha20poly1305.New(key)
 	}
 	return newAEAD(key), nil
@@ -151,7 +152,7 @@ func (a *aead) openInPlace(state *[16]uint32, msg, tag, ad []byte) error {
 		copy(msg, scratch[:len(msg)])
 	} else {
 		state[12] = 1
-		xorKeyStreamAVX512(state, &msg[0], &msg[0], len(msg), nil, nil, 0)
+		xorKeyStream(state, msg, msg, nil, nil)
 	}
 	return nil
 }
@@ -159,11 +160,7 @@ func (a *aead) openInPlace(state *[16]uint32, msg, tag, ad []byte) error {
 // polyKeyAndXOR writes keystream block 0 (the Poly1305 key in its first
 // 32 bytes) to polyKey and XORs src into dst from block 1 on, in one call.
 func polyKeyAndXOR(state *[16]uint32, polyKey *[64]byte, dst, src []byte) {
-	if len(src) == 0 {
-		xorKeyStreamAVX512(state, &polyKey[0], &zeroBlock[0], len(polyKey), nil, nil, 0)
-		return
-	}
-	xorKeyStreamAVX512(state, &polyKey[0], &zeroBlock[0], len(polyKey), &dst[0], &src[0], len(src))
+	xorKeyStream(state, polyKey[:], zeroBlock[:], dst, src)
 }
 
 // sliceForAppend extends in by n bytes, reusing its capacity when it can,

@@ -9,17 +9,46 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-func requireFast(t testing.TB) {
-	if !useAVX512 || !useIFMA {
-		t.Skip("this CPU lacks AVX-512 or IFMA: New returns x/crypto's AEAD")
+// forEachPath runs f with each combination of ChaCha20 and Poly1305 code
+// that this machine can run: both in assembly, the assembly ChaCha20 with
+// the portable Poly1305, and both portable (what other platforms use).
+func forEachPath(t *testing.T, f func(t *testing.T)) {
+	for _, p := range []struct {
+		name         string
+		avx512, ifma bool
+	}{
+		{"avx512-ifma", true, true},
+		{"avx512-portable-mac", true, false},
+		{"portable", false, false},
+	} {
+		t.Run(p.name, func(t *testing.T) {
+			if p.avx512 && !avx512Detected || p.ifma && !ifmaDetected {
+				t.Skip("this CPU lacks AVX-512 or IFMA")
+			}
+			defer setPath(p.avx512, p.ifma)()
+			f(t)
+		})
 	}
 }
+
+// setPath selects the code paths and returns a function restoring them.
+func setPath(avx512, ifma bool) func() {
+	oldAVX512, oldIFMA := useAVX512, useIFMA
+	useAVX512, useIFMA = avx512, ifma
+	return func() { useAVX512, useIFMA = oldAVX512, oldIFMA }
+}
+
+func TestAEADMatchesXCrypto(t *testing.T)   { forEachPath(t, testAEADMatchesXCrypto) }
+func TestAEADInPlace(t *testing.T)          { forEachPath(t, testAEADInPlace) }
+func TestAEADRejectsTampering(t *testing.T) { forEachPath(t, testAEADRejectsTampering) }
+func TestAEADRFC8439(t *testing.T)          { forEachPath(t, testAEADRFC8439) }
+func TestAEADOverlapPanics(t *testing.T)    { forEachPath(t, testAEADOverlapPanics) }
+func TestAEADNoAllocations(t *testing.T)    { forEachPath(t, testAEADNoAllocations) }
 
 // TestAEADMatchesXCrypto seals with both implementations and opens each
 // other's output, for every plaintext length to 2,100 bytes and several
 // additional-data lengths.
-func TestAEADMatchesXCrypto(t *testing.T) {
-	requireFast(t)
+func testAEADMatchesXCrypto(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	key, nonce := make([]byte, 32), make([]byte, 12)
 	for n := 0; n <= 2100; n++ {
@@ -43,8 +72,7 @@ func TestAEADMatchesXCrypto(t *testing.T) {
 
 // TestAEADInPlace seals and opens in place with a prefix in dst, the way
 // the transport messages use it.
-func TestAEADInPlace(t *testing.T) {
-	requireFast(t)
+func testAEADInPlace(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	key, nonce := randomBytes(rng, 32), randomBytes(rng, 12)
 	a, ref := newAEAD(key), mustXCrypto(t, key)
@@ -68,8 +96,7 @@ func TestAEADInPlace(t *testing.T) {
 
 // TestAEADRejectsTampering flips every bit of a short message (and some
 // of a long one) and checks Open fails and leaves no plaintext behind.
-func TestAEADRejectsTampering(t *testing.T) {
-	requireFast(t)
+func testAEADRejectsTampering(t *testing.T) {
 	rng := rand.New(rand.NewPCG(9, 10))
 	key, nonce, ad := randomBytes(rng, 32), randomBytes(rng, 12), randomBytes(rng, 5)
 	a := newAEAD(key)
@@ -111,8 +138,7 @@ func TestAEADRejectsTampering(t *testing.T) {
 }
 
 // TestAEADRFC8439 is the AEAD test vector of RFC 8439 2.8.2 (its tag).
-func TestAEADRFC8439(t *testing.T) {
-	requireFast(t)
+func testAEADRFC8439(t *testing.T) {
 	key := make([]byte, 32)
 	for i := range key {
 		key[i] = 0x80 + byte(i)
@@ -130,8 +156,7 @@ func TestAEADRFC8439(t *testing.T) {
 	}
 }
 
-func TestAEADOverlapPanics(t *testing.T) {
-	requireFast(t)
+func testAEADOverlapPanics(t *testing.T) {
 	a := newAEAD(make([]byte, 32))
 	buf := make([]byte, 200)
 	defer func() {
@@ -142,8 +167,7 @@ func TestAEADOverlapPanics(t *testing.T) {
 	a.Seal(buf[1:1], make([]byte, 12), buf[:100], nil)
 }
 
-func TestAEADNoAllocations(t *testing.T) {
-	requireFast(t)
+func testAEADNoAllocations(t *testing.T) {
 	a := newAEAD(make([]byte, 32))
 	nonce := make([]byte, 12)
 	buf := make([]byte, 1420+16)
@@ -174,17 +198,26 @@ func FuzzAEAD(f *testing.F) {
 	f.Add(make([]byte, 32), make([]byte, 12), []byte("plain"), []byte("ad"))
 	f.Add(bytes.Repeat([]byte{0xff}, 32), bytes.Repeat([]byte{0xff}, 12), bytes.Repeat([]byte{0xff}, 1420), []byte{})
 	f.Fuzz(func(t *testing.T, key, nonce, data, ad []byte) {
-		if !useAVX512 || !useIFMA || len(key) != 32 || len(nonce) != 12 {
+		if len(key) != 32 || len(nonce) != 12 {
 			return
 		}
 		ours, ref := newAEAD(key), mustXCrypto(t, key)
-		if !bytes.Equal(ours.Seal(nil, nonce, data, ad), ref.Seal(nil, nonce, data, ad)) {
-			t.Fatal("Seal differs from x/crypto")
-		}
-		got, errOurs := ours.Open(nil, nonce, data, ad)
+		sealed := ref.Seal(nil, nonce, data, ad)
 		want, errRef := ref.Open(nil, nonce, data, ad)
-		if (errOurs == nil) != (errRef == nil) || !bytes.Equal(got, want) {
-			t.Fatalf("Open disagrees with x/crypto: %v vs %v", errOurs, errRef)
+		for _, p := range [][2]bool{{true, true}, {true, false}, {false, false}} {
+			if p[0] && !avx512Detected || p[1] && !ifmaDetected {
+				continue
+			}
+			restore := setPath(p[0], p[1])
+			gotSealed := ours.Seal(nil, nonce, data, ad)
+			got, errOurs := ours.Open(nil, nonce, data, ad)
+			restore()
+			if !bytes.Equal(gotSealed, sealed) {
+				t.Fatalf("AVX-512 %v, IFMA %v: Seal differs from x/crypto", p[0], p[1])
+			}
+			if (errOurs == nil) != (errRef == nil) || !bytes.Equal(got, want) {
+				t.Fatalf("AVX-512 %v, IFMA %v: Open disagrees with x/crypto: %v vs %v", p[0], p[1], errOurs, errRef)
+			}
 		}
 	})
 }
@@ -198,7 +231,7 @@ func mustXCrypto(t testing.TB, key []byte) cipher.AEAD {
 }
 
 func BenchmarkAEAD(b *testing.B) {
-	for _, impl := range []string{"chachapoly", "x-crypto"} {
+	for _, impl := range []string{"chachapoly", "portable", "x-crypto"} {
 		for _, n := range []int{64, 1420, 8192} {
 			b.Run(impl+"/seal-"+itoa(n), func(b *testing.B) { benchAEAD(b, impl, n, false) })
 			b.Run(impl+"/open-"+itoa(n), func(b *testing.B) { benchAEAD(b, impl, n, true) })
@@ -209,8 +242,14 @@ func BenchmarkAEAD(b *testing.B) {
 
 func benchCipher(b *testing.B, impl string) cipher.AEAD {
 	key := make([]byte, 32)
-	if impl == "chachapoly" {
-		requireFast(b)
+	switch impl {
+	case "chachapoly":
+		if !avx512Detected || !ifmaDetected {
+			b.Skip("this CPU lacks AVX-512 or IFMA")
+		}
+		return newAEAD(key)
+	case "portable":
+		b.Cleanup(setPath(false, false))
 		return newAEAD(key)
 	}
 	return mustXCrypto(b, key)

@@ -24,6 +24,10 @@ func testState(key, nonce []byte, ctr uint32) [16]uint32 {
 	return s
 }
 
+// avx512Detected is what the package detected, before any test flips
+// useAVX512.
+var avx512Detected = useAVX512
+
 func requireAVX512(t testing.TB) {
 	if !useAVX512 {
 		t.Skip("this CPU has no AVX-512: the assembly cannot run here")
