@@ -37,7 +37,8 @@ is deleted or the process gets SIGINT or SIGTERM.
 
 Environment: LOG_LEVEL=verbose|error|silent (default error), WG_TUN_FD,
 WG_UAPI_FD (descriptors to use instead of creating the interface and the
-socket).
+socket), GOMAXPROCS (on a two-CPU machine the daemon otherwise runs its Go
+code on one CPU until that one is busy, then on both).
 `
 
 // daemonArgs is the parsed command line of the daemon.

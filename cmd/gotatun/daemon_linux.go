@@ -82,6 +82,12 @@ func runForeground(ifname string, stderr io.Writer) int {
 	}
 	log.Info("device started", "socket", ln.Addr().String())
 
+	stopTuner, tunerDone := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(tunerDone)
+		tuneProcs(stopTuner, processCPU, procsTick, log)
+	}()
+
 	code := 0
 	select {
 	case s := <-sigs:
@@ -93,6 +99,8 @@ func runForeground(ifname string, stderr io.Writer) int {
 		served = nil
 		code = 1
 	}
+	close(stopTuner)
+	<-tunerDone
 	ln.Close()
 	if served != nil {
 		<-served
