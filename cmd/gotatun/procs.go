@@ -19,8 +19,9 @@ const (
 	// procsTick is how often the tuner samples the process's CPU time.
 	procsTick = 250 * time.Millisecond
 	// procsUpLoad is the CPU use, in cores, that counts as one P being
-	// busy, measured over procsUpWindow.
-	procsUpLoad   = 0.85
+	// busy, measured over procsUpWindow. Kernel time in our system calls
+	// counts too, so a P that still waits between batches can show 0.85.
+	procsUpLoad   = 0.95
 	procsUpWindow = 2 // ticks
 	// procsDownLoad is the CPU use below which one P is enough again,
 	// measured over procsDownWindow.

@@ -55,7 +55,7 @@ func (f *fakeLoad) expect(ticks int, cores float64, want ...int) {
 func TestProcsTunerStaysOnOnePWithSlack(t *testing.T) {
 	f := newFakeLoad(t)
 	f.expect(20, 0, slices.Repeat([]int{1}, 20)...)
-	f.expect(20, 0.84, slices.Repeat([]int{1}, 20)...)
+	f.expect(20, 0.94, slices.Repeat([]int{1}, 20)...)
 	if len(f.sets) != 1 {
 		t.Fatalf("GOMAXPROCS set %v, want only the start", f.sets)
 	}
@@ -97,7 +97,7 @@ func TestProcsTunerJudgesOnlyTimeUnderCurrentSetting(t *testing.T) {
 	// for the quiet samples to leave a window, and switching down must
 	// not count time spent on one P.
 	f.expect(10, 0, slices.Repeat([]int{1}, 10)...)
-	f.expect(2, 0.9, 1, 2)
+	f.expect(2, 0.96, 1, 2)
 	f.expect(procsDownWindow-1, 0, slices.Repeat([]int{2}, procsDownWindow-1)...)
 	f.expect(1, 0, 1)
 	// Straight back up when the load returns.
