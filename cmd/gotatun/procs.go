@@ -35,17 +35,17 @@ type procsSample struct {
 	cpu time.Duration
 }
 
-// procsTuner switches GOMAXPROCS between 1 and max.
+// procsTuner switches GOMAXPROCS between 1 and busy.
 type procsTuner struct {
-	max   int
+	busy  int // GOMAXPROCS while one P is not enough
 	procs int
 	set   func(int)
 	// recent holds the last procsDownWindow+1 samples, oldest first.
 	recent []procsSample
 }
 
-func newProcsTuner(max int, set func(int)) *procsTuner {
-	return &procsTuner{max: max, procs: max, set: set}
+func newProcsTuner(busy int, set func(int)) *procsTuner {
+	return &procsTuner{busy: busy, procs: busy, set: set}
 }
 
 // start puts the tuner on one P and takes the first sample.
@@ -65,7 +65,7 @@ func (t *procsTuner) observe(now time.Time, cpu time.Duration) int {
 	t.recent = append(t.recent, procsSample{now, cpu})
 	if t.procs == 1 {
 		if load, ok := t.load(procsUpWindow); ok && load >= procsUpLoad {
-			t.switchTo(t.max)
+			t.switchTo(t.busy)
 		}
 	} else if load, ok := t.load(procsDownWindow); ok && load < procsDownLoad {
 		t.switchTo(1)
@@ -113,7 +113,7 @@ func tuneProcs(stop <-chan struct{}, cpu func() time.Duration, tick time.Duratio
 	for {
 		select {
 		case <-stop:
-			t.switchTo(t.max)
+			t.switchTo(t.busy)
 			return
 		case now := <-ticker.C:
 			if before := t.procs; t.observe(now, cpu()) != before {
