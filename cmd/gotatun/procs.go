@@ -27,6 +27,13 @@ const (
 	// measured over procsDownWindow.
 	procsDownLoad   = 0.70
 	procsDownWindow = 8 // ticks
+	// While the daemon idles on one P (under procsIdleLoad over the last
+	// sample) the tuner samples only every procsIdleTicks ticks, so an
+	// idle daemon does not wake its machine four times a second. The
+	// price: load that starts then reaches two Ps up to two idle samples
+	// later.
+	procsIdleLoad  = 0.05
+	procsIdleTicks = 8
 )
 
 // procsSample is the process's CPU time at one moment.
@@ -73,6 +80,17 @@ func (t *procsTuner) observe(now time.Time, cpu time.Duration) int {
 	return t.procs
 }
 
+// wait is the time to the next sample: tick, or procsIdleTicks of them
+// while the daemon idles on one P.
+func (t *procsTuner) wait(tick time.Duration) time.Duration {
+	if t.procs == 1 {
+		if load, ok := t.load(1); ok && load < procsIdleLoad {
+			return procsIdleTicks * tick
+		}
+	}
+	return tick
+}
+
 // load is the CPU use in cores over the last ticks intervals; ok is false
 // until there are that many under the current setting.
 func (t *procsTuner) load(ticks int) (cores float64, ok bool) {
@@ -97,7 +115,7 @@ func (t *procsTuner) switchTo(procs int) {
 }
 
 // tuneProcs runs a procsTuner, sampling cpu (the process's CPU time) every
-// tick, until stop is closed; then it puts GOMAXPROCS back to two. It
+// tick (less often while idle), until stop is closed; then it puts GOMAXPROCS back to two. It
 // applies only when the runtime would use exactly two CPUs and GOMAXPROCS
 // is not set in the environment: on more CPUs the device hands crypto to
 // workers that need the Ps. Otherwise it returns at once and leaves
@@ -108,17 +126,18 @@ func tuneProcs(stop <-chan struct{}, cpu func() time.Duration, tick time.Duratio
 	}
 	t := newProcsTuner(2, func(n int) { runtime.GOMAXPROCS(n) })
 	t.start(time.Now(), cpu())
-	ticker := time.NewTicker(tick)
-	defer ticker.Stop()
+	timer := time.NewTimer(tick)
+	defer timer.Stop()
 	for {
 		select {
 		case <-stop:
 			t.switchTo(t.busy)
 			return
-		case now := <-ticker.C:
+		case now := <-timer.C:
 			if before := t.procs; t.observe(now, cpu()) != before {
 				log.Debug("GOMAXPROCS changed", "procs", t.procs)
 			}
+			timer.Reset(t.wait(tick))
 		}
 	}
 }

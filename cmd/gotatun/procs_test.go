@@ -39,6 +39,15 @@ func (f *fakeLoad) run(ticks int, cores float64) []int {
 	return got
 }
 
+// idle spends one sample of n ticks at cores of CPU use, as the tuner
+// does while idle, and returns GOMAXPROCS after it.
+func (f *fakeLoad) idle(n int, cores float64) int {
+	d := time.Duration(n) * procsTick
+	f.now = f.now.Add(d)
+	f.cpu += time.Duration(cores * float64(d))
+	return f.tuner.observe(f.now, f.cpu)
+}
+
 func (f *fakeLoad) expect(ticks int, cores float64, want ...int) {
 	f.t.Helper()
 	got := f.run(ticks, cores)
@@ -114,6 +123,37 @@ func TestProcsTunerIgnoresClockSteps(t *testing.T) {
 	f.cpu += time.Second
 	if got := f.tuner.observe(f.now.Add(-time.Second), f.cpu); got != 1 {
 		t.Fatalf("GOMAXPROCS %d after a sample from the past, want 1", got)
+	}
+}
+
+func TestProcsTunerSamplesSlowlyOnlyWhenIdleOnOneP(t *testing.T) {
+	f := newFakeLoad(t)
+	if got := f.tuner.wait(procsTick); got != procsTick {
+		t.Fatalf("wait %v before any load is known, want one tick", got)
+	}
+	f.expect(1, 0.01, 1)
+	if got := f.tuner.wait(procsTick); got != procsIdleTicks*procsTick {
+		t.Fatalf("wait %v when idle on one P, want %d ticks", got, procsIdleTicks)
+	}
+	f.expect(1, 0.2, 1)
+	if got := f.tuner.wait(procsTick); got != procsTick {
+		t.Fatalf("wait %v at 0.2 cores, want one tick", got)
+	}
+
+	// After a long idle sample, a full core still reaches two Ps after
+	// two ordinary ticks of it.
+	if f.idle(procsIdleTicks, 0) != 1 {
+		t.Fatal("switched while idle")
+	}
+	if f.idle(procsIdleTicks, 0.3) != 1 {
+		t.Fatal("switched on a partly busy idle sample")
+	}
+	f.expect(2, 1.0, 1, 2)
+	// On two Ps the tuner keeps the short tick even with no load, to
+	// come back to one P in time.
+	f.expect(1, 0, 2)
+	if got := f.tuner.wait(procsTick); got != procsTick {
+		t.Fatalf("wait %v on two Ps, want one tick", got)
 	}
 }
 
