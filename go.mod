@@ -3,6 +3,7 @@ module gotatun
 go 1.26.0
 
 require (
+	filippo.io/edwards25519 v1.2.0
 	golang.org/x/crypto v0.58.0
 	golang.org/x/sys v0.49.0
 	golang.zx2c4.com/wireguard v0.0.0-20260522210424-ecfc5a8d5446

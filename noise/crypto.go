@@ -6,7 +6,6 @@ import (
 
 	"golang.org/x/crypto/blake2s"
 	"golang.org/x/crypto/chacha20poly1305"
-	"golang.org/x/crypto/curve25519"
 )
 
 // Protocol names from the WireGuard whitepaper.
@@ -128,12 +127,10 @@ func kdf(key, input []byte, out ...*[blake2s.Size]byte) {
 // happens for low-order public keys.
 func dh(priv PrivateKey, pub PublicKey) ([KeySize]byte, error) {
 	var out [KeySize]byte
-	r, err := curve25519.X25519(priv[:], pub[:])
-	if err != nil {
+	x25519(&out, (*[32]byte)(&priv), (*[32]byte)(&pub))
+	if isZero(out[:]) {
 		return out, ErrInvalidKey
 	}
-	copy(out[:], r)
-	setZero(r)
 	return out, nil
 }
 

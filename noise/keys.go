@@ -32,8 +32,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-
-	"golang.org/x/crypto/curve25519"
 )
 
 // KeySize is the size of every WireGuard key.
@@ -71,7 +69,7 @@ func (k PrivateKey) PublicKey() PublicKey {
 	var pub PublicKey
 	c := k
 	c.clamp()
-	curve25519.ScalarBaseMult((*[32]byte)(&pub), (*[32]byte)(&c))
+	x25519Base((*[32]byte)(&pub), (*[32]byte)(&c))
 	return pub
 }
 

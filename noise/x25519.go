@@ -1,0 +1,81 @@
+package noise
+
+import (
+	"filippo.io/edwards25519"
+	"filippo.io/edwards25519/field"
+)
+
+// X25519 (RFC 7748). golang.org/x/crypto's X25519 goes through
+// crypto/ecdh, whose NewPrivateKey derives the public key as well: two
+// scalar multiplications for every Diffie-Hellman. A handshake does six,
+// so the ladder here, which does one, halves its cost; public keys come
+// from the fixed-base multiplication on the birationally equivalent
+// Edwards curve, which uses precomputed tables and is faster still.
+
+// x25519 sets dst to X25519(scalar, point) with the Montgomery ladder in
+// constant time. The scalar is clamped here; the point's top bit is
+// ignored and non-canonical values are accepted, as RFC 7748 asks.
+func x25519(dst, scalar, point *[32]byte) {
+	k := *scalar
+	k[0] &= 248
+	k[31] = k[31]&127 | 64
+
+	var x1, x2, z2, x3, z3 field.Element
+	if _, err := x1.SetBytes(point[:]); err != nil {
+		panic("noise: field.SetBytes of 32 bytes cannot fail: " + err.Error())
+	}
+	x2.One()
+	z2.Zero()
+	x3.Set(&x1)
+	z3.One()
+
+	var a, aa, b, bb, e, c, d, da, cb field.Element
+	swap := 0
+	for t := 254; t >= 0; t-- {
+		bit := int(k[t/8]>>(t%8)) & 1
+		swap ^= bit
+		x2.Swap(&x3, swap)
+		z2.Swap(&z3, swap)
+		swap = bit
+
+		a.Add(&x2, &z2)
+		aa.Square(&a)
+		b.Subtract(&x2, &z2)
+		bb.Square(&b)
+		e.Subtract(&aa, &bb)
+		c.Add(&x3, &z3)
+		d.Subtract(&x3, &z3)
+		da.Multiply(&d, &a)
+		cb.Multiply(&c, &b)
+
+		x3.Add(&da, &cb)
+		x3.Square(&x3)
+		z3.Subtract(&da, &cb)
+		z3.Square(&z3)
+		z3.Multiply(&z3, &x1)
+		x2.Multiply(&aa, &bb)
+		// z2 = E·(AA + a24·E) with a24 = (486662-2)/4 = 121665.
+		z2.Mult32(&e, 121665)
+		z2.Add(&z2, &aa)
+		z2.Multiply(&z2, &e)
+	}
+	x2.Swap(&x3, swap)
+	z2.Swap(&z3, swap)
+
+	z2.Invert(&z2)
+	x2.Multiply(&x2, &z2)
+	copy(dst[:], x2.Bytes())
+	clear(k[:])
+}
+
+// x25519Base sets dst to X25519(scalar, 9): the scalar, clamped and
+// reduced modulo the group order (the base point's order, so the result
+// is the same), times the Edwards base point, mapped to its Montgomery u.
+func x25519Base(dst, scalar *[32]byte) {
+	s, err := edwards25519.NewScalar().SetBytesWithClamping(scalar[:])
+	if err != nil {
+		panic("noise: clamping 32 bytes cannot fail: " + err.Error())
+	}
+	var p edwards25519.Point
+	copy(dst[:], p.ScalarBaseMult(s).BytesMontgomery())
+}
