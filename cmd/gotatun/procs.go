@@ -115,11 +115,11 @@ func (t *procsTuner) switchTo(procs int) {
 }
 
 // tuneProcs runs a procsTuner, sampling cpu (the process's CPU time) every
-// tick (less often while idle), until stop is closed; then it puts GOMAXPROCS back to two. It
-// applies only when the runtime would use exactly two CPUs and GOMAXPROCS
-// is not set in the environment: on more CPUs the device hands crypto to
-// workers that need the Ps. Otherwise it returns at once and leaves
-// GOMAXPROCS alone.
+// tick (less often while idle), until stop is closed; then it puts
+// GOMAXPROCS back to two. It applies only when the runtime would use
+// exactly two CPUs and GOMAXPROCS is not set in the environment: on more
+// CPUs the device hands crypto to workers that need the Ps. Otherwise it
+// returns at once and leaves GOMAXPROCS alone.
 func tuneProcs(stop <-chan struct{}, cpu func() time.Duration, tick time.Duration, log *slog.Logger) {
 	if os.Getenv("GOMAXPROCS") != "" || runtime.GOMAXPROCS(0) != 2 {
 		return
