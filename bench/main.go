@@ -1,3 +1,5 @@
+//go:build linux
+
 // Command bench measures gotatun against wireguard-go on this machine and
 // writes the report to docs/benchmarks.{md,json,svg}.
 //
