@@ -16,9 +16,8 @@ import (
 // constant time. The scalar is clamped here; the point's top bit is
 // ignored and non-canonical values are accepted, as RFC 7748 asks.
 func x25519(dst, scalar, point *[32]byte) {
-	k := *scalar
-	k[0] &= 248
-	k[31] = k[31]&127 | 64
+	k := PrivateKey(*scalar)
+	k.clamp()
 
 	var x1, x2, z2, x3, z3 field.Element
 	if _, err := x1.SetBytes(point[:]); err != nil {
