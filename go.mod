@@ -1,4 +1,4 @@
-module gotatun
+module github.com/gotatun/gotatun
 
 go 1.26.0
 

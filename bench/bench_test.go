@@ -181,7 +181,7 @@ func TestParseVmHWM(t *testing.T) {
 
 const benchOut = `goos: linux
 goarch: amd64
-pkg: gotatun/bench/inproc
+pkg: github.com/gotatun/gotatun/bench/inproc
 cpu: AMD EPYC
 BenchmarkHandshake/gotatun-2  	     200	   2983035 ns/op	    7160 B/op	     147 allocs/op
 BenchmarkSeal1420/wireguard-go-2          	     200	       949.7 ns/op	1495.19 MB/s	       0 B/op	       0 allocs/op
@@ -189,7 +189,7 @@ BenchmarkIdlePeers/wireguard-go       	       1	 567251684 ns/op	      1800 goro
 --- FAIL: BenchmarkBroken/gotatun
     bench_test.go:10: something
 PASS
-ok  	gotatun/bench/inproc	4.005s
+ok  	github.com/gotatun/gotatun/bench/inproc	4.005s
 `
 
 func TestParseBenchOutput(t *testing.T) {

@@ -18,7 +18,7 @@ import (
 	"syscall"
 	"time"
 
-	"gotatun/noise"
+	"github.com/gotatun/gotatun/noise"
 )
 
 // The test network: two namespaces joined by a veth pair (the underlay), and

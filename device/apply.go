@@ -7,9 +7,9 @@ import (
 
 	"golang.org/x/crypto/curve25519"
 
-	"gotatun/device/allowedips"
-	"gotatun/noise"
-	"gotatun/transport"
+	"github.com/gotatun/gotatun/device/allowedips"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
 )
 
 // ErrInvalidConfig is wrapped by every validation error of Apply.

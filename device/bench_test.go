@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/noise"
-	"gotatun/transport"
-	"gotatun/tun"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
+	"github.com/gotatun/gotatun/tun"
 )
 
 // The doubles below allocate nothing per packet, so that allocation

@@ -4,7 +4,7 @@ import (
 	"net/netip"
 	"time"
 
-	"gotatun/noise"
+	"github.com/gotatun/gotatun/noise"
 )
 
 // Config is a change to a device's configuration, the typed form of a

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/noise"
-	"gotatun/transport"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
 )
 
 func ptr[T any](v T) *T { return &v }

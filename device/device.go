@@ -29,11 +29,11 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gotatun/device/allowedips"
-	"gotatun/device/ratelimit"
-	"gotatun/noise"
-	"gotatun/transport"
-	"gotatun/tun"
+	"github.com/gotatun/gotatun/device/allowedips"
+	"github.com/gotatun/gotatun/device/ratelimit"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
+	"github.com/gotatun/gotatun/tun"
 )
 
 // ErrClosed is returned by methods of a closed Device.

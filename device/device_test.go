@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/noise"
-	"gotatun/transport"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
 )
 
 // pair is two devices A (10.0.0.1, fd00::1) and B (10.0.0.2, fd00::2) on

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/noise"
-	"gotatun/transport"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
 )
 
 func TestPresharedKey(t *testing.T) {

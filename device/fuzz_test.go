@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/noise"
-	"gotatun/transport"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
 )
 
 // FuzzReceive feeds arbitrary datagrams into the receive path of a device

@@ -4,8 +4,8 @@ import (
 	"encoding/binary"
 	"time"
 
-	"gotatun/noise"
-	"gotatun/transport"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
 )
 
 // identity is the device's static key with what is derived from it.

@@ -15,9 +15,9 @@ import (
 	"time"
 	"unsafe"
 
-	"gotatun/noise"
-	"gotatun/transport"
-	"gotatun/tun"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
+	"github.com/gotatun/gotatun/tun"
 )
 
 // testEpoch is where fake clocks start.

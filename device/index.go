@@ -8,7 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"gotatun/noise"
+	"github.com/gotatun/gotatun/noise"
 )
 
 // indexEntry is what a local sender index stands for: a handshake of peer

@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gotatun/noise"
-	"gotatun/transport"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
 )
 
 // Peer is one remote WireGuard peer of a Device, keyed by its public key.

@@ -4,8 +4,8 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"gotatun/noise"
-	"gotatun/transport"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
 )
 
 // headroom is the space reserved in front of every plaintext packet for

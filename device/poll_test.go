@@ -6,8 +6,8 @@ import (
 	"sync/atomic"
 	"testing"
 
-	"gotatun/transport"
-	"gotatun/tun"
+	"github.com/gotatun/gotatun/transport"
+	"github.com/gotatun/gotatun/tun"
 )
 
 // echoTUN is a tun.BatchReader whose kernel answers every packet written to

@@ -4,9 +4,9 @@ import (
 	"encoding/binary"
 	"errors"
 
-	"gotatun/noise"
-	"gotatun/packet"
-	"gotatun/transport"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/packet"
+	"github.com/gotatun/gotatun/transport"
 )
 
 // hsMsg is a handshake message waiting for the handshake worker.

@@ -3,9 +3,9 @@ package device
 import (
 	"errors"
 
-	"gotatun/noise"
-	"gotatun/packet"
-	"gotatun/tun"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/packet"
+	"github.com/gotatun/gotatun/tun"
 )
 
 // readLen is how much of a buffer a TUN read may fill after the headroom,

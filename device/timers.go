@@ -4,7 +4,7 @@ import (
 	"sync"
 	"time"
 
-	"gotatun/noise"
+	"github.com/gotatun/gotatun/noise"
 )
 
 // The protocol's timers (WireGuard whitepaper §6) are deadlines kept per

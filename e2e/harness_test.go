@@ -27,7 +27,7 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/noise"
+	"github.com/gotatun/gotatun/noise"
 )
 
 var (
@@ -88,7 +88,7 @@ func buildBinaries() (string, error) {
 		return dir, err
 	}
 	for _, b := range []struct{ out, pkg string }{
-		{"gotatun", "gotatun/cmd/gotatun"},
+		{"gotatun", "github.com/gotatun/gotatun/cmd/gotatun"},
 		{"wireguard-go", "golang.zx2c4.com/wireguard"},
 	} {
 		cmd := exec.Command("go", "build", "-o", filepath.Join(dir, b.out), b.pkg)

@@ -16,7 +16,7 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/noise"
+	"github.com/gotatun/gotatun/noise"
 )
 
 // star is a with two peers, b and c, each in its own namespace.

@@ -7,7 +7,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gotatun/noise/chachapoly"
+	"github.com/gotatun/gotatun/noise/chachapoly"
 )
 
 // Keypair is the pair of transport keys of one session, with its send

@@ -7,7 +7,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"gotatun/packet"
+	"github.com/gotatun/gotatun/packet"
 )
 
 const (

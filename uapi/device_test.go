@@ -5,9 +5,9 @@ import (
 	"strings"
 	"testing"
 
-	"gotatun/device"
-	"gotatun/transport"
-	"gotatun/tun"
+	"github.com/gotatun/gotatun/device"
+	"github.com/gotatun/gotatun/transport"
+	"github.com/gotatun/gotatun/tun"
 )
 
 // newRealDevice is a device on an in-memory TUN and network.

@@ -6,8 +6,8 @@ import (
 	"strconv"
 	"time"
 
-	"gotatun/device"
-	"gotatun/noise"
+	"github.com/gotatun/gotatun/device"
+	"github.com/gotatun/gotatun/noise"
 )
 
 // WriteGet writes s as the body of a `get=1` answer, in the order

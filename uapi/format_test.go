@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/device"
-	"gotatun/noise"
+	"github.com/gotatun/gotatun/device"
+	"github.com/gotatun/gotatun/noise"
 )
 
 // newLineReader reads s through the smallest buffer bufio allows, so long

@@ -14,8 +14,8 @@ import (
 	"syscall"
 	"time"
 
-	"gotatun/device"
-	"gotatun/noise"
+	"github.com/gotatun/gotatun/device"
+	"github.com/gotatun/gotatun/noise"
 )
 
 // ParseSet reads the body of a `set=1` transaction from r: key=value lines

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/device"
-	"gotatun/noise"
+	"github.com/gotatun/gotatun/device"
+	"github.com/gotatun/gotatun/noise"
 )
 
 // Keys used throughout the tests, in the protocol's hex form.

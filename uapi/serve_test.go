@@ -17,7 +17,7 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/device"
+	"github.com/gotatun/gotatun/device"
 )
 
 // fakeDevice is a Configurable that keeps a small configuration: enough to

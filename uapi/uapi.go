@@ -13,7 +13,7 @@ import (
 	"strconv"
 	"syscall"
 
-	"gotatun/device"
+	"github.com/gotatun/gotatun/device"
 )
 
 // Configurable is what the protocol configures: a device.

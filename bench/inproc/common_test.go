@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/noise"
+	"github.com/gotatun/gotatun/noise"
 )
 
 // peersFlag is the number of idle peers BenchmarkIdlePeers configures.

@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/device"
-	"gotatun/device/allowedips"
-	"gotatun/noise"
-	"gotatun/transport"
-	"gotatun/tun"
+	"github.com/gotatun/gotatun/device"
+	"github.com/gotatun/gotatun/device/allowedips"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
+	"github.com/gotatun/gotatun/tun"
 )
 
 // gotatunPair is an initiator and a responder handshake for each other.

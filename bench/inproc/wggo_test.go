@@ -15,7 +15,7 @@ import (
 	"golang.zx2c4.com/wireguard/device"
 	"golang.zx2c4.com/wireguard/tun/tuntest"
 
-	"gotatun/noise"
+	"github.com/gotatun/gotatun/noise"
 )
 
 func newWGDevice() *device.Device {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"sync"
 
-	"gotatun/tun"
+	"github.com/gotatun/gotatun/tun"
 )
 
 // Environment variables of the daemon, the same as wireguard-go's.

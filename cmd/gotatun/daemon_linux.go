@@ -13,10 +13,10 @@ import (
 	"syscall"
 	"time"
 
-	"gotatun/device"
-	"gotatun/transport"
-	"gotatun/tun"
-	"gotatun/uapi"
+	"github.com/gotatun/gotatun/device"
+	"github.com/gotatun/gotatun/transport"
+	"github.com/gotatun/gotatun/tun"
+	"github.com/gotatun/gotatun/uapi"
 )
 
 // defaultMTU is the MTU a new interface gets, as with wireguard-go;

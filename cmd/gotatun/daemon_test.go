@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/tun"
+	"github.com/gotatun/gotatun/tun"
 )
 
 func TestParseDaemonArgs(t *testing.T) {

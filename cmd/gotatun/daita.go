@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
-	"gotatun/maybenot"
-	"gotatun/maybenot/sim"
+	"github.com/gotatun/gotatun/maybenot"
+	"github.com/gotatun/gotatun/maybenot/sim"
 )
 
 const daitaUsage = `Usage:

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"gotatun/maybenot"
+	"github.com/gotatun/gotatun/maybenot"
 )
 
 var maybenotTestdata = filepath.Join("..", "..", "maybenot", "testdata")

@@ -13,10 +13,10 @@ import (
 	"sync/atomic"
 	"time"
 
-	"gotatun/device"
-	"gotatun/noise"
-	"gotatun/transport"
-	"gotatun/tun"
+	"github.com/gotatun/gotatun/device"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
+	"github.com/gotatun/gotatun/tun"
 )
 
 // demoOptions are the flags of `gotatun demo`.

@@ -3,7 +3,7 @@ package sim
 import (
 	"time"
 
-	"gotatun/maybenot"
+	"github.com/gotatun/gotatun/maybenot"
 )
 
 // kindOrder orders events of equal time: tunnel before normal before

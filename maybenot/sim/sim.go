@@ -23,7 +23,7 @@ import (
 	"slices"
 	"time"
 
-	"gotatun/maybenot"
+	"github.com/gotatun/gotatun/maybenot"
 )
 
 // Event is one event processed by the simulator.

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/maybenot"
+	"github.com/gotatun/gotatun/maybenot"
 )
 
 type goldenCase struct {

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"gotatun/maybenot"
+	"github.com/gotatun/gotatun/maybenot"
 )
 
 // Input limits for ParseTrace.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"gotatun/maybenot"
+	"github.com/gotatun/gotatun/maybenot"
 )
 
 func TestParseTrace(t *testing.T) {
