@@ -26,6 +26,7 @@
 package noise
 
 import (
+	cryptorand "crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -49,8 +50,12 @@ type (
 // ErrKeyFormat reports a key that is not 32 bytes of hex or base64.
 var ErrKeyFormat = errors.New("noise: key must be 32 bytes in hex (64 characters) or base64 (44 characters)")
 
-// GeneratePrivateKey reads a new private key from rand and clamps it.
+// GeneratePrivateKey reads a new private key from rand and clamps it. A
+// nil rand means crypto/rand.
 func GeneratePrivateKey(rand io.Reader) (PrivateKey, error) {
+	if rand == nil {
+		rand = cryptorand.Reader
+	}
 	var k PrivateKey
 	if _, err := io.ReadFull(rand, k[:]); err != nil {
 		return PrivateKey{}, fmt.Errorf("noise: generating private key: %w", err)
