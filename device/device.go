@@ -120,6 +120,7 @@ type Device struct {
 
 	done      chan struct{}
 	closing   atomic.Bool
+	suspended atomic.Bool // see Suspend; changed under cfgMu
 	closeOnce sync.Once
 	wg        sync.WaitGroup // long-lived goroutines
 	recvWG    sync.WaitGroup // receive goroutines of the open Bind

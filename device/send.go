@@ -111,7 +111,7 @@ func (d *Device) handleTUNBatch(cnt int) {
 			tr.peers[j] = nil
 		}
 		p.stageMu.Unlock()
-		if !p.removed.Load() {
+		if !p.removed.Load() && !d.suspended.Load() {
 			p.sendStaged(false)
 		} else {
 			p.dropStaged()

@@ -26,6 +26,7 @@
 package noise
 
 import (
+	cryptorand "crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -49,8 +50,12 @@ type (
 // ErrKeyFormat reports a key that is not 32 bytes of hex or base64.
 var ErrKeyFormat = errors.New("noise: key must be 32 bytes in hex (64 characters) or base64 (44 characters)")
 
-// GeneratePrivateKey reads a new private key from rand and clamps it.
+// GeneratePrivateKey reads a new private key from rand and clamps it. A
+// nil rand means crypto/rand.
 func GeneratePrivateKey(rand io.Reader) (PrivateKey, error) {
+	if rand == nil {
+		rand = cryptorand.Reader
+	}
 	var k PrivateKey
 	if _, err := io.ReadFull(rand, k[:]); err != nil {
 		return PrivateKey{}, fmt.Errorf("noise: generating private key: %w", err)
@@ -113,10 +118,14 @@ func ParseKey(s string) ([KeySize]byte, error) {
 		}
 		return out, nil
 	case base64.StdEncoding.EncodedLen(KeySize):
-		n, err := base64.StdEncoding.Decode(out[:], []byte(s))
+		// 44 characters without padding decode to 33 bytes: decode
+		// into room for them, or Decode writes past out.
+		var tmp [KeySize + 1]byte
+		n, err := base64.StdEncoding.Decode(tmp[:], []byte(s))
 		if err != nil || n != KeySize {
 			return out, fmt.Errorf("%w: bad base64", ErrKeyFormat)
 		}
+		copy(out[:], tmp[:KeySize])
 		return out, nil
 	}
 	return out, fmt.Errorf("%w: got %d characters", ErrKeyFormat, len(s))
