@@ -118,10 +118,14 @@ func ParseKey(s string) ([KeySize]byte, error) {
 		}
 		return out, nil
 	case base64.StdEncoding.EncodedLen(KeySize):
-		n, err := base64.StdEncoding.Decode(out[:], []byte(s))
+		// 44 characters without padding decode to 33 bytes: decode
+		// into room for them, or Decode writes past out.
+		var tmp [KeySize + 1]byte
+		n, err := base64.StdEncoding.Decode(tmp[:], []byte(s))
 		if err != nil || n != KeySize {
 			return out, fmt.Errorf("%w: bad base64", ErrKeyFormat)
 		}
+		copy(out[:], tmp[:KeySize])
 		return out, nil
 	}
 	return out, fmt.Errorf("%w: got %d characters", ErrKeyFormat, len(s))
