@@ -94,6 +94,9 @@ func (d *Device) handleTUNBatch(cnt int) {
 			continue
 		}
 		tr.peers[i] = p
+		if d.capture != nil {
+			d.capturePacket(pkt)
+		}
 	}
 	for i := range cnt {
 		p := tr.peers[i]
