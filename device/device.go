@@ -31,6 +31,7 @@ import (
 
 	"github.com/gotatun/gotatun/device/allowedips"
 	"github.com/gotatun/gotatun/device/ratelimit"
+	"github.com/gotatun/gotatun/internal/cryptoimpl"
 	"github.com/gotatun/gotatun/noise"
 	"github.com/gotatun/gotatun/transport"
 	"github.com/gotatun/gotatun/tun"
@@ -60,6 +61,10 @@ type Options struct {
 	// wake-up per batch; GOMAXPROCS workers otherwise. With no workers each
 	// batch is encrypted or decrypted by the goroutine that read it.
 	Workers int
+	// XCrypto forces golang.org/x/crypto for ChaCha20-Poly1305 and X25519
+	// instead of our AVX-512 AEAD and X25519 ladder, as GOTATUN_CRYPTO=xcrypto
+	// or -tags purego do. It is process-wide and stays on once set.
+	XCrypto bool
 }
 
 const (
@@ -177,6 +182,12 @@ func New(opts Options) (*Device, error) {
 	}
 	if opts.Bind == nil {
 		return nil, errors.New("device: Options.Bind is nil")
+	}
+	if err := cryptoimpl.EnvError(); err != nil {
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	if opts.XCrypto {
+		cryptoimpl.Force()
 	}
 	d := &Device{
 		log:     opts.Logger,
