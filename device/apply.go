@@ -133,7 +133,10 @@ func (d *Device) Apply(cfg Config) error {
 	if cfg.FirewallMark != nil {
 		newMark = *cfg.FirewallMark
 	}
-	if newPort != d.listenPort || newMark != d.fwmark {
+	if d.suspended.Load() {
+		// Resume opens the Bind with these.
+		d.listenPort, d.fwmark = newPort, newMark
+	} else if newPort != d.listenPort || newMark != d.fwmark {
 		if err := d.rebind(newPort, newMark); err != nil {
 			return err
 		}
@@ -185,6 +188,9 @@ func (d *Device) Apply(cfg Config) error {
 				continue
 			}
 			p = d.newPeer(pc.PublicKey, prepared[i])
+			if d.suspended.Load() {
+				p.stopTimers() // until Resume
+			}
 			d.peers[pc.PublicKey] = p
 		}
 		d.peersMu.Unlock()

@@ -61,6 +61,10 @@ type Options struct {
 	// wake-up per batch; GOMAXPROCS workers otherwise. With no workers each
 	// batch is encrypted or decrypted by the goroutine that read it.
 	Workers int
+	// Capture, if set, receives every plaintext packet that goes into the
+	// tunnel (after routing) or comes out of it (after the allowed-IPs
+	// check). Nil, the default, costs nothing.
+	Capture Capture
 	// XCrypto forces golang.org/x/crypto for ChaCha20-Poly1305 and X25519
 	// instead of our AVX-512 AEAD and X25519 ladder, as GOTATUN_CRYPTO=xcrypto
 	// or -tags purego do. It is process-wide and stays on once set.
@@ -125,6 +129,7 @@ type Device struct {
 
 	done      chan struct{}
 	closing   atomic.Bool
+	suspended atomic.Bool // see Suspend; changed under cfgMu
 	closeOnce sync.Once
 	wg        sync.WaitGroup // long-lived goroutines
 	recvWG    sync.WaitGroup // receive goroutines of the open Bind
@@ -137,6 +142,9 @@ type Device struct {
 	jitterRand *mrand.Rand
 
 	stats deviceStats
+
+	capture       Capture // nil when off
+	captureFailed atomic.Bool
 }
 
 // deviceStats counts dropped and notable packets.
@@ -199,6 +207,7 @@ func New(opts Options) (*Device, error) {
 		workQ:   make(chan *batch, workQueueLen),
 		hsQ:     make(chan hsMsg, handshakeQueueLen),
 		done:    make(chan struct{}),
+		capture: opts.Capture,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)

@@ -275,6 +275,9 @@ func (d *Device) finishInbound(b *batch) {
 		}
 		data = true
 		b.bufs = append(b.bufs, e.buf.b[:headroom+total])
+		if d.capture != nil {
+			d.capturePacket(pkt[:total])
+		}
 	}
 	if any {
 		p.setEndpoint(lastEP)

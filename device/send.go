@@ -94,6 +94,9 @@ func (d *Device) handleTUNBatch(cnt int) {
 			continue
 		}
 		tr.peers[i] = p
+		if d.capture != nil {
+			d.capturePacket(pkt)
+		}
 	}
 	for i := range cnt {
 		p := tr.peers[i]
@@ -111,7 +114,7 @@ func (d *Device) handleTUNBatch(cnt int) {
 			tr.peers[j] = nil
 		}
 		p.stageMu.Unlock()
-		if !p.removed.Load() {
+		if !p.removed.Load() && !d.suspended.Load() {
 			p.sendStaged(false)
 		} else {
 			p.dropStaged()
