@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/device/allowedips"
 	"github.com/gotatun/gotatun/device/ratelimit"
 	"github.com/gotatun/gotatun/noise"
@@ -60,6 +61,10 @@ type Options struct {
 	// wake-up per batch; GOMAXPROCS workers otherwise. With no workers each
 	// batch is encrypted or decrypted by the goroutine that read it.
 	Workers int
+	// Capture, if set, receives every plaintext packet that goes into the
+	// tunnel (after routing) or comes out of it (after the allowed-IPs
+	// check). Nil, the default, costs nothing.
+	Capture Capture
 }
 
 const (
@@ -120,6 +125,7 @@ type Device struct {
 
 	done      chan struct{}
 	closing   atomic.Bool
+	suspended atomic.Bool // see Suspend; changed under cfgMu
 	closeOnce sync.Once
 	wg        sync.WaitGroup // long-lived goroutines
 	recvWG    sync.WaitGroup // receive goroutines of the open Bind
@@ -128,10 +134,15 @@ type Device struct {
 	cbClosed bool
 	cbWG     sync.WaitGroup // timer callbacks running
 
+	dsched *daita.Scheduler // every DAITA peer's timers
+
 	jitterMu   sync.Mutex
 	jitterRand *mrand.Rand
 
 	stats deviceStats
+
+	capture       Capture // nil when off
+	captureFailed atomic.Bool
 }
 
 // deviceStats counts dropped and notable packets.
@@ -155,6 +166,7 @@ type deviceStats struct {
 	initiationsSent  atomic.Uint64
 	rxDatagrams      atomic.Uint64
 	tunPackets       atomic.Uint64 // read from the TUN device and handled
+	daitaOversized   atomic.Uint64 // larger than the MTU, sent unpadded
 }
 
 // lockedReader makes a reader safe for concurrent use.
@@ -188,6 +200,7 @@ func New(opts Options) (*Device, error) {
 		workQ:   make(chan *batch, workQueueLen),
 		hsQ:     make(chan hsMsg, handshakeQueueLen),
 		done:    make(chan struct{}),
+		capture: opts.Capture,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -206,6 +219,7 @@ func New(opts Options) (*Device, error) {
 	}
 	d.jitterRand = mrand.New(mrand.NewChaCha8(seed))
 	d.indices = newIndexTable(d.rand)
+	d.dsched = daita.NewScheduler(daita.SchedulerOptions{Clock: daitaClock{d.clock}, Rand: d.rand})
 	d.limiter = ratelimit.New(d.clock.Now)
 
 	mtu, err := d.tun.MTU()
@@ -348,6 +362,7 @@ func (d *Device) Close() error {
 		for _, p := range d.peers {
 			p.stopTimers()
 		}
+		d.dsched.Close()
 		d.peersMu.RUnlock()
 		d.cfgMu.Unlock()
 		d.recvWG.Wait()

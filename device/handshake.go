@@ -25,7 +25,7 @@ const underLoadFor = time.Second
 // sends more than one initiation per Rekey-Timeout.
 func (p *Peer) initiate(retry bool) {
 	d := p.d
-	if p.removed.Load() || d.closing.Load() {
+	if p.removed.Load() || d.closing.Load() || d.suspended.Load() {
 		return
 	}
 	now := d.clock.Now()

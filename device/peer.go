@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/noise"
 	"github.com/gotatun/gotatun/transport"
 )
@@ -43,6 +44,8 @@ type Peer struct {
 	// Packets waiting for a session, oldest first, at most maxStaged.
 	stageMu sync.Mutex
 	staged  []elem
+
+	daita atomic.Pointer[daita.Peer] // nil while DAITA is off
 
 	outQ, inQ peerQueue
 	timers    peerTimers
@@ -90,6 +93,7 @@ func (p *Peer) clearEndpointSrc() {
 func (p *Peer) stageLocked(e elem) {
 	if len(p.staged) >= maxStaged {
 		p.d.putBuf(p.staged[0].buf)
+		daitaDropped(&p.staged[0])
 		n := copy(p.staged, p.staged[1:])
 		p.staged[n] = elem{}
 		p.staged = p.staged[:n]
@@ -106,6 +110,7 @@ func (p *Peer) dropStaged() {
 	p.stageMu.Lock()
 	for i := range p.staged {
 		p.d.putBuf(p.staged[i].buf)
+		daitaDropped(&p.staged[i])
 		p.staged[i] = elem{}
 	}
 	p.staged = nil
@@ -285,5 +290,6 @@ func (p *Peer) state() PeerState {
 	if s.AllowedIPs == nil {
 		s.AllowedIPs = []netip.Prefix{}
 	}
+	p.daitaState(&s)
 	return s
 }
