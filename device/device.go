@@ -29,6 +29,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/device/allowedips"
 	"github.com/gotatun/gotatun/device/ratelimit"
 	"github.com/gotatun/gotatun/noise"
@@ -133,6 +134,8 @@ type Device struct {
 	cbClosed bool
 	cbWG     sync.WaitGroup // timer callbacks running
 
+	dsched *daita.Scheduler // every DAITA peer's timers
+
 	jitterMu   sync.Mutex
 	jitterRand *mrand.Rand
 
@@ -163,6 +166,7 @@ type deviceStats struct {
 	initiationsSent  atomic.Uint64
 	rxDatagrams      atomic.Uint64
 	tunPackets       atomic.Uint64 // read from the TUN device and handled
+	daitaOversized   atomic.Uint64 // larger than the MTU, sent unpadded
 }
 
 // lockedReader makes a reader safe for concurrent use.
@@ -215,6 +219,7 @@ func New(opts Options) (*Device, error) {
 	}
 	d.jitterRand = mrand.New(mrand.NewChaCha8(seed))
 	d.indices = newIndexTable(d.rand)
+	d.dsched = daita.NewScheduler(daita.SchedulerOptions{Clock: daitaClock{d.clock}, Rand: d.rand})
 	d.limiter = ratelimit.New(d.clock.Now)
 
 	mtu, err := d.tun.MTU()
@@ -357,6 +362,7 @@ func (d *Device) Close() error {
 		for _, p := range d.peers {
 			p.stopTimers()
 		}
+		d.dsched.Close()
 		d.peersMu.RUnlock()
 		d.cfgMu.Unlock()
 		d.recvWG.Wait()

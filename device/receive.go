@@ -242,6 +242,7 @@ func (d *Device) finishInbound(b *batch) {
 		lastEP             transport.Endpoint
 		rx                 uint64
 	)
+	dt := p.daita.Load()
 	for i := range b.elems {
 		e := &b.elems[i]
 		if !e.ok {
@@ -263,6 +264,10 @@ func (d *Device) finishInbound(b *batch) {
 			continue // keepalive
 		}
 		pkt := e.buf.b[headroom : headroom+e.plen]
+		if dt != nil && daitaInbound(dt, pkt) {
+			data = true // a decoy: data for the timers, never for the TUN
+			continue
+		}
 		src, ok := packet.Src(pkt)
 		total, lenOK := packet.TotalLen(pkt)
 		if !ok || !lenOK {

@@ -108,7 +108,11 @@ func (d *Device) handleTUNBatch(cnt int) {
 			if tr.peers[j] != p {
 				continue
 			}
-			p.stageLocked(elem{buf: tr.holders[j], n: tr.sizes[j]})
+			e := elem{buf: tr.holders[j], n: tr.sizes[j]}
+			if p.daita.Load() != nil {
+				e.n, e.dt = d.daitaNormal(p, e.buf, e.n)
+			}
+			p.stageLocked(e)
 			tr.holders[j] = d.getBuf()
 			tr.bufs[j] = tr.holders[j].b[:tr.rl]
 			tr.peers[j] = nil
@@ -147,15 +151,23 @@ func (d *Device) finishOutbound(b *batch) {
 	ep, haveEP := p.getEndpoint()
 	if p.removed.Load() || !haveEP {
 		d.stats.noEndpoint.Add(uint64(len(b.elems)))
+		for i := range b.elems {
+			daitaDropped(&b.elems[i])
+		}
 		d.releaseBatch(b)
 		return
 	}
 	var bytes uint64
 	data := false
+	dt := p.daita.Load()
 	for i := range b.elems {
 		e := &b.elems[i]
 		if !e.ok {
+			daitaDropped(e)
 			continue
+		}
+		if dt != nil && e.n > 0 && daitaOutbound(dt, e) {
+			continue // in the delay queue
 		}
 		b.bufs = append(b.bufs, e.buf.b[:e.plen])
 		bytes += uint64(e.plen)
