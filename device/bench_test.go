@@ -187,6 +187,12 @@ type dataPath struct {
 
 func newDataPath(tb testing.TB, payload int) *dataPath {
 	tb.Helper()
+	return newDataPathCapture(tb, payload, nil)
+}
+
+// newDataPathCapture is newDataPath with A capturing its packets to c.
+func newDataPathCapture(tb testing.TB, payload int, c Capture) *dataPath {
+	tb.Helper()
 	addrA := netip.MustParseAddrPort("192.0.2.1:51820")
 	addrB := netip.MustParseAddrPort("192.0.2.2:51820")
 	ba, bb := newPipe(addrA, addrB)
@@ -194,7 +200,7 @@ func newDataPath(tb testing.TB, payload int) *dataPath {
 	dp.pkt = ipv4Packet("10.0.0.1", "10.0.0.2", bytes.Repeat([]byte{0xab}, payload))
 	var err error
 	ka, kb := mustKey(tb, 1), mustKey(tb, 2)
-	if dp.a, err = New(Options{TUN: dp.ta, Bind: ba}); err != nil {
+	if dp.a, err = New(Options{TUN: dp.ta, Bind: ba, Capture: c}); err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { dp.a.Close() })

@@ -29,8 +29,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/device/allowedips"
 	"github.com/gotatun/gotatun/device/ratelimit"
+	"github.com/gotatun/gotatun/internal/cryptoimpl"
 	"github.com/gotatun/gotatun/noise"
 	"github.com/gotatun/gotatun/transport"
 	"github.com/gotatun/gotatun/tun"
@@ -60,6 +62,14 @@ type Options struct {
 	// wake-up per batch; GOMAXPROCS workers otherwise. With no workers each
 	// batch is encrypted or decrypted by the goroutine that read it.
 	Workers int
+	// Capture, if set, receives every plaintext packet that goes into the
+	// tunnel (after routing) or comes out of it (after the allowed-IPs
+	// check). Nil, the default, costs nothing.
+	Capture Capture
+	// XCrypto forces golang.org/x/crypto for ChaCha20-Poly1305 and X25519
+	// instead of our AVX-512 AEAD and X25519 ladder, as GOTATUN_CRYPTO=xcrypto
+	// or -tags purego do. It is process-wide and stays on once set.
+	XCrypto bool
 }
 
 const (
@@ -120,6 +130,7 @@ type Device struct {
 
 	done      chan struct{}
 	closing   atomic.Bool
+	suspended atomic.Bool // see Suspend; changed under cfgMu
 	closeOnce sync.Once
 	wg        sync.WaitGroup // long-lived goroutines
 	recvWG    sync.WaitGroup // receive goroutines of the open Bind
@@ -128,10 +139,15 @@ type Device struct {
 	cbClosed bool
 	cbWG     sync.WaitGroup // timer callbacks running
 
+	dsched *daita.Scheduler // every DAITA peer's timers
+
 	jitterMu   sync.Mutex
 	jitterRand *mrand.Rand
 
 	stats deviceStats
+
+	capture       Capture // nil when off
+	captureFailed atomic.Bool
 }
 
 // deviceStats counts dropped and notable packets.
@@ -155,6 +171,7 @@ type deviceStats struct {
 	initiationsSent  atomic.Uint64
 	rxDatagrams      atomic.Uint64
 	tunPackets       atomic.Uint64 // read from the TUN device and handled
+	daitaOversized   atomic.Uint64 // larger than the MTU, sent unpadded
 }
 
 // lockedReader makes a reader safe for concurrent use.
@@ -178,6 +195,12 @@ func New(opts Options) (*Device, error) {
 	if opts.Bind == nil {
 		return nil, errors.New("device: Options.Bind is nil")
 	}
+	if err := cryptoimpl.EnvError(); err != nil {
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	if opts.XCrypto {
+		cryptoimpl.Force()
+	}
 	d := &Device{
 		log:     opts.Logger,
 		clock:   opts.Clock,
@@ -188,6 +211,7 @@ func New(opts Options) (*Device, error) {
 		workQ:   make(chan *batch, workQueueLen),
 		hsQ:     make(chan hsMsg, handshakeQueueLen),
 		done:    make(chan struct{}),
+		capture: opts.Capture,
 	}
 	if d.log == nil {
 		d.log = slog.New(slog.DiscardHandler)
@@ -206,6 +230,7 @@ func New(opts Options) (*Device, error) {
 	}
 	d.jitterRand = mrand.New(mrand.NewChaCha8(seed))
 	d.indices = newIndexTable(d.rand)
+	d.dsched = daita.NewScheduler(daita.SchedulerOptions{Clock: daitaClock{d.clock}, Rand: d.rand})
 	d.limiter = ratelimit.New(d.clock.Now)
 
 	mtu, err := d.tun.MTU()
@@ -335,6 +360,7 @@ func (d *Device) Close() error {
 		for _, p := range d.peers {
 			p.stopTimers()
 		}
+		d.dsched.Close()
 		d.peersMu.RUnlock()
 		d.cfgMu.Unlock()
 		d.recvWG.Wait()

@@ -63,6 +63,17 @@ func newNode(t testing.TB, nw *transport.Network, addr string, port uint16, cloc
 // node's memory TUN (nil: the memory TUN itself).
 func newNodeTUN(t testing.TB, nw *transport.Network, addr string, port uint16, clock *FakeClock, seed uint64, wrap func(*tun.Memory) tun.Device) *node {
 	t.Helper()
+	return newNodeWith(t, nw, addr, port, clock, seed, wrap, nil)
+}
+
+// newNodeOpts is newNode with the device's options changed by mod.
+func newNodeOpts(t testing.TB, nw *transport.Network, addr string, port uint16, clock *FakeClock, seed uint64, mod func(*Options)) *node {
+	t.Helper()
+	return newNodeWith(t, nw, addr, port, clock, seed, nil, mod)
+}
+
+func newNodeWith(t testing.TB, nw *transport.Network, addr string, port uint16, clock *FakeClock, seed uint64, wrap func(*tun.Memory) tun.Device, mod func(*Options)) *node {
+	t.Helper()
 	r := seededRand(seed)
 	priv, err := noise.GeneratePrivateKey(r)
 	if err != nil {
@@ -80,6 +91,9 @@ func newNodeTUN(t testing.TB, nw *transport.Network, addr string, port uint16, c
 	}
 	if clock != nil {
 		opts.Clock = clock
+	}
+	if mod != nil {
+		mod(&opts)
 	}
 	d, err := New(opts)
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/noise"
 	"github.com/gotatun/gotatun/transport"
 )
@@ -35,6 +36,9 @@ type elem struct {
 	kp  *noise.Keypair     // inbound: the keypair the packet names
 	ep  transport.Endpoint // inbound: where it came from
 	ok  bool               // crypto succeeded
+	// dt is the DAITA instance that counted this outbound packet in
+	// flight, nil if none.
+	dt *daita.Peer
 }
 
 // batch is a vector of packets of one peer in one direction. It sits on the

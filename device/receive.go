@@ -245,6 +245,7 @@ func (d *Device) finishInbound(b *batch) {
 		lastEP             transport.Endpoint
 		rx                 uint64
 	)
+	dt := p.daita.Load()
 	for i := range b.elems {
 		e := &b.elems[i]
 		if !e.ok {
@@ -266,6 +267,10 @@ func (d *Device) finishInbound(b *batch) {
 			continue // keepalive
 		}
 		pkt := e.buf.b[headroom : headroom+e.plen]
+		if dt != nil && daitaInbound(dt, pkt) {
+			data = true // a decoy: data for the timers, never for the TUN
+			continue
+		}
 		src, ok := packet.Src(pkt)
 		total, lenOK := packet.TotalLen(pkt)
 		if !ok || !lenOK {
@@ -278,6 +283,9 @@ func (d *Device) finishInbound(b *batch) {
 		}
 		data = true
 		b.bufs = append(b.bufs, e.buf.b[:headroom+total])
+		if d.capture != nil {
+			d.capturePacket(pkt[:total])
+		}
 	}
 	if any {
 		p.setEndpoint(lastEP)

@@ -88,6 +88,9 @@ func (d *Device) handleTUNBatch(cnt int) {
 			continue
 		}
 		tr.peers[i] = p
+		if d.capture != nil {
+			d.capturePacket(pkt)
+		}
 	}
 	for i := range cnt {
 		p := tr.peers[i]
@@ -99,13 +102,17 @@ func (d *Device) handleTUNBatch(cnt int) {
 			if tr.peers[j] != p {
 				continue
 			}
-			p.stageLocked(elem{buf: tr.holders[j], n: tr.sizes[j]})
+			e := elem{buf: tr.holders[j], n: tr.sizes[j]}
+			if p.daita.Load() != nil {
+				e.n, e.dt = d.daitaNormal(p, e.buf, e.n)
+			}
+			p.stageLocked(e)
 			tr.holders[j] = d.getBuf()
 			tr.bufs[j] = tunReadSlice(tr.holders[j])
 			tr.peers[j] = nil
 		}
 		p.stageMu.Unlock()
-		if !p.removed.Load() {
+		if !p.removed.Load() && !d.suspended.Load() {
 			p.sendStaged(false)
 		} else {
 			p.dropStaged()
@@ -139,15 +146,23 @@ func (d *Device) finishOutbound(b *batch) {
 	ep, haveEP := p.getEndpoint()
 	if p.removed.Load() || !haveEP {
 		d.stats.noEndpoint.Add(uint64(len(b.elems)))
+		for i := range b.elems {
+			daitaDropped(&b.elems[i])
+		}
 		d.releaseBatch(b)
 		return
 	}
 	var bytes uint64
 	data := false
+	dt := p.daita.Load()
 	for i := range b.elems {
 		e := &b.elems[i]
 		if !e.ok {
+			daitaDropped(e)
 			continue
+		}
+		if dt != nil && e.n > 0 && daitaOutbound(dt, e) {
+			continue // in the delay queue
 		}
 		b.bufs = append(b.bufs, e.buf.b[:e.plen])
 		bytes += uint64(e.plen)

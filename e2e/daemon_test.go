@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"debug/buildinfo"
 	"errors"
 	"fmt"
 	"net"
@@ -176,7 +177,7 @@ func TestDaemon(t *testing.T) {
 			{[]string{"bad/name"}, 1, `cannot create interface bad/name`},
 			{[]string{"-f", "bad/name"}, 1, `cannot create interface bad/name`},
 			{[]string{"waytoolongname1234"}, 1, `cannot create interface waytoolongname1234`},
-			{[]string{"--bogus", "wg0"}, 2, "Usage: gotatun [-f|--foreground] IFNAME"},
+			{[]string{"--bogus", "wg0"}, 2, "gotatun [-f|--foreground] [flags] IFNAME"},
 			{[]string{"a", "b"}, 2, "Usage:"},
 		} {
 			code, out := runGotatun(t, n, nil, c.args...)
@@ -199,8 +200,72 @@ func TestDaemon(t *testing.T) {
 			cancel()
 			var ee *exec.ExitError
 			if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "cannot create interface "+name) ||
-				!(strings.Contains(string(out), "not permitted") || strings.Contains(string(out), "permission denied")) {
+				!(strings.Contains(string(out), "not permitted") || strings.Contains(string(out), "permission denied")) ||
+				!strings.Contains(string(out), "needs root or CAP_NET_ADMIN, read and write access to /dev/net/tun") {
 				t.Errorf("%q as nobody: %v, %q", args, err, out)
+			}
+		}
+	})
+
+	t.Run("unknown-log-level", func(t *testing.T) {
+		n := newNetns(t)
+		name := uniq("g")
+		for _, args := range [][]string{{name}, {"-f", name}} {
+			code, out := runGotatun(t, n, []string{"LOG_LEVEL=loud"}, args...)
+			if code != 2 || !strings.Contains(out, `LOG_LEVEL="loud"`) {
+				t.Errorf("%q: exit %d, %q", args, code, out)
+			}
+		}
+		if _, err := n.try("ip", "link", "show", name); err == nil {
+			t.Fatal("interface created")
+		}
+	})
+
+	t.Run("mistyped-command", func(t *testing.T) {
+		n := newNetns(t)
+		for _, args := range [][]string{{"dmeo"}, {"-f", "daiat"}, {"Demo"}} {
+			code, out := runGotatun(t, n, nil, args...)
+			if code != 2 || !strings.Contains(out, "did you mean") {
+				t.Errorf("%q: exit %d, %q", args, code, out)
+			}
+			name := args[len(args)-1]
+			if _, err := n.try("ip", "link", "show", name); err == nil {
+				t.Errorf("%q: interface %s created", args, name)
+			}
+			if _, err := os.Lstat(socketPath(name)); err == nil {
+				t.Errorf("%q: socket %s created", args, socketPath(name))
+			}
+		}
+		if len(n.pids()) != 0 {
+			t.Fatalf("processes left: %v", n.pids())
+		}
+	})
+
+	t.Run("help-and-version", func(t *testing.T) {
+		for _, args := range [][]string{{"--help"}, {"-f", "--help"}} {
+			code, out := runGotatun(t, nil, nil, args...)
+			if code != 0 {
+				t.Errorf("%q: exit %d", args, code)
+			}
+			for _, want := range []string{"LOG_LEVEL", "WG_PROCESS_FOREGROUND", "WG_TUN_FD", "WG_UAPI_FD", "GOMAXPROCS"} {
+				if !strings.Contains(out, want) {
+					t.Errorf("%q: help lacks %s", args, want)
+				}
+			}
+		}
+		code, out := runGotatun(t, nil, nil, "--version")
+		if code != 0 || !strings.HasPrefix(out, "gotatun v") {
+			t.Fatalf("--version: exit %d, %q", code, out)
+		}
+		// Built from a checkout (when the build stamps it), the revision
+		// is shown.
+		info, err := buildinfo.ReadFile(gotatunBin())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range info.Settings {
+			if s.Key == "vcs.revision" && !strings.Contains(out, "revision "+s.Value) {
+				t.Errorf("--version %q lacks revision %s", out, s.Value)
 			}
 		}
 	})
@@ -229,6 +294,11 @@ func TestDaemon(t *testing.T) {
 			}
 			if got := strings.Contains(out.String(), "device started"); got != c.visible {
 				t.Errorf("LOG_LEVEL=%s: output %q", c.level, out.String())
+			}
+			// The log names the socket wg(8) uses, not the name it was
+			// made under.
+			if c.visible && (!strings.Contains(out.String(), "socket="+socketPath(name)) || strings.Contains(out.String(), ".tmp")) {
+				t.Errorf("LOG_LEVEL=%s: start-up log does not name %s: %q", c.level, socketPath(name), out.String())
 			}
 		}
 	})

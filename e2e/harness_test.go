@@ -368,7 +368,7 @@ type peerConf struct {
 
 func (i *iface) confText(port int, peers ...peerConf) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[Interface]\nPrivateKey = %s\n", i.priv)
+	fmt.Fprintf(&b, "[Interface]\nPrivateKey = %s\n", i.priv.Base64())
 	if port != 0 {
 		fmt.Fprintf(&b, "ListenPort = %d\n", port)
 	}

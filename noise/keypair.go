@@ -28,6 +28,7 @@ type Keypair struct {
 
 	replayMu sync.Mutex
 	replay   ReplayFilter
+	zeroed   bool // set by Zero, under replayMu: reject every counter
 }
 
 type keypairCiphers struct {
@@ -130,20 +131,23 @@ func (k *Keypair) OpenTransport(dst, msg []byte) (plaintext []byte, counter uint
 
 // AcceptCounter records a counter received on this keypair and reports
 // whether it is new and within the replay window. Call it only after
-// OpenTransport succeeded. It is safe for concurrent use.
+// OpenTransport succeeded. It is safe for concurrent use. After Zero it
+// rejects every counter, so a message that was decrypted just before the
+// keypair was wiped is still dropped.
 func (k *Keypair) AcceptCounter(counter uint64) bool {
 	k.replayMu.Lock()
-	ok := k.replay.Accept(counter)
+	ok := !k.zeroed && k.replay.Accept(counter)
 	k.replayMu.Unlock()
 	return ok
 }
 
-// Zero wipes the keypair: sealing returns nil, opening fails and
-// NextCounter returns false from now on.
+// Zero wipes the keypair: sealing returns nil, opening fails, NextCounter
+// returns false and AcceptCounter rejects everything from now on.
 func (k *Keypair) Zero() {
 	k.ciphers.Store(nil)
 	k.sendCounter.Store(RejectAfterMessages)
 	k.replayMu.Lock()
+	k.zeroed = true
 	k.replay.Reset()
 	k.replayMu.Unlock()
 }

@@ -26,6 +26,7 @@
 package noise
 
 import (
+	cryptorand "crypto/rand"
 	"crypto/subtle"
 	"encoding/base64"
 	"encoding/hex"
@@ -49,8 +50,12 @@ type (
 // ErrKeyFormat reports a key that is not 32 bytes of hex or base64.
 var ErrKeyFormat = errors.New("noise: key must be 32 bytes in hex (64 characters) or base64 (44 characters)")
 
-// GeneratePrivateKey reads a new private key from rand and clamps it.
+// GeneratePrivateKey reads a new private key from rand and clamps it. A
+// nil rand means crypto/rand.
 func GeneratePrivateKey(rand io.Reader) (PrivateKey, error) {
+	if rand == nil {
+		rand = cryptorand.Reader
+	}
 	var k PrivateKey
 	if _, err := io.ReadFull(rand, k[:]); err != nil {
 		return PrivateKey{}, fmt.Errorf("noise: generating private key: %w", err)
@@ -93,9 +98,15 @@ func isZero(b []byte) bool {
 	return acc == 0
 }
 
-func (k PrivateKey) String() string   { return base64.StdEncoding.EncodeToString(k[:]) }
-func (k PublicKey) String() string    { return base64.StdEncoding.EncodeToString(k[:]) }
-func (k PresharedKey) String() string { return base64.StdEncoding.EncodeToString(k[:]) }
+// String returns the public key in standard base64, as wg(8) shows it.
+func (k PublicKey) String() string { return k.Base64() }
+
+// Base64 returns the key in standard base64, the form of wg(8) and
+// configuration files. For the secret keys it is the only way, with Hex,
+// to get the key as text: String and the fmt verbs redact it.
+func (k PrivateKey) Base64() string   { return base64.StdEncoding.EncodeToString(k[:]) }
+func (k PublicKey) Base64() string    { return base64.StdEncoding.EncodeToString(k[:]) }
+func (k PresharedKey) Base64() string { return base64.StdEncoding.EncodeToString(k[:]) }
 
 // Hex returns the lowercase hex form used by the configuration protocol.
 func (k PrivateKey) Hex() string   { return hex.EncodeToString(k[:]) }
@@ -109,14 +120,20 @@ func ParseKey(s string) ([KeySize]byte, error) {
 	switch len(s) {
 	case 2 * KeySize:
 		if _, err := hex.Decode(out[:], []byte(s)); err != nil {
-			return out, fmt.Errorf("%w: %v", ErrKeyFormat, err)
+			// Not hex's error: it quotes the bad character, a piece of a
+			// secret key.
+			return out, fmt.Errorf("%w: bad hex", ErrKeyFormat)
 		}
 		return out, nil
 	case base64.StdEncoding.EncodedLen(KeySize):
-		n, err := base64.StdEncoding.Decode(out[:], []byte(s))
+		// 44 characters without padding decode to 33 bytes: decode
+		// into room for them, or Decode writes past out.
+		var tmp [KeySize + 1]byte
+		n, err := base64.StdEncoding.Decode(tmp[:], []byte(s))
 		if err != nil || n != KeySize {
 			return out, fmt.Errorf("%w: bad base64", ErrKeyFormat)
 		}
+		copy(out[:], tmp[:KeySize])
 		return out, nil
 	}
 	return out, fmt.Errorf("%w: got %d characters", ErrKeyFormat, len(s))

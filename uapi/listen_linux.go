@@ -142,6 +142,10 @@ type socketListener struct {
 	err  error
 }
 
+// Addr implements net.Listener: the socket's path, not the temporary name
+// it was bound under.
+func (l *socketListener) Addr() net.Addr { return &net.UnixAddr{Name: l.path, Net: "unix"} }
+
 func (l *socketListener) Close() error {
 	l.once.Do(func() {
 		if fi, err := os.Lstat(l.path); err == nil && os.SameFile(fi, l.fi) {

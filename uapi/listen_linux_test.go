@@ -24,6 +24,9 @@ func TestListenCreatesPrivateSocket(t *testing.T) {
 	if fi.Mode()&os.ModeSocket == 0 || fi.Mode().Perm() != 0o600 {
 		t.Errorf("socket mode %v, want socket 0600", fi.Mode())
 	}
+	if got := l.Addr().String(); got != path {
+		t.Errorf("Addr %q, want %q", got, path)
+	}
 	di, err := os.Stat(dir)
 	if err != nil {
 		t.Fatal(err)

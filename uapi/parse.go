@@ -149,13 +149,13 @@ type setParser struct {
 }
 
 func (p *setParser) fail(errno syscall.Errno, key, value string, err error) {
-	p.err = &Error{Errno: errno, Line: p.line, Key: key, Value: shortValue(value), Err: err}
+	p.err = &Error{Errno: errno, Line: p.line, Key: quotable("", key), Value: quotable(key, value), Err: scrubError(err)}
 }
 
 func (p *setParser) handleLine(line string) {
 	key, value, ok := strings.Cut(line, "=")
 	if !ok {
-		p.fail(ErrnoProtocol, "", "", fmt.Errorf("%w: %q", ErrSyntax, shortValue(line)))
+		p.fail(ErrnoProtocol, "", "", fmt.Errorf("%w: %q", ErrSyntax, quotable("", line)))
 		return
 	}
 	if key == "public_key" {
@@ -321,7 +321,13 @@ func parseHexKey(s string) ([noise.KeySize]byte, error) {
 		return k, fmt.Errorf("key must be %d hex digits, got %d characters", 2*noise.KeySize, len(s))
 	}
 	if _, err := hex.Decode(k[:], []byte(s)); err != nil {
-		return k, fmt.Errorf("key is not hex: %w", err)
+		// hex's error quotes the bad character: a piece of the key.
+		for i := 0; i < len(s); i++ {
+			if _, err := strconv.ParseUint(s[i:i+1], 16, 8); err != nil {
+				return k, fmt.Errorf("key is not hex: character %d is not a hex digit", i+1)
+			}
+		}
+		return k, errors.New("key is not hex")
 	}
 	return k, nil
 }

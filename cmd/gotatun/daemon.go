@@ -2,12 +2,14 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 
 	"github.com/gotatun/gotatun/tun"
 )
@@ -28,86 +30,225 @@ const (
 	envReadyFD = "GOTATUN_READY_FD"
 )
 
-const daemonUsage = `Usage: gotatun [-f|--foreground] IFNAME
-
-Creates the WireGuard interface IFNAME and its configuration socket
-/var/run/wireguard/IFNAME.sock for wg(8), then runs in the background
-(in the foreground with -f or WG_PROCESS_FOREGROUND=1) until the interface
-is deleted or the process gets SIGINT or SIGTERM.
-
-Environment: LOG_LEVEL=verbose|error|silent (default error), WG_TUN_FD,
-WG_UAPI_FD (descriptors to use instead of creating the interface and the
-socket), GOMAXPROCS (on a two-CPU machine the daemon otherwise runs its Go
-code on one CPU until that one is busy, then on both).
-`
-
 // daemonArgs is the parsed command line of the daemon.
 type daemonArgs struct {
 	foreground bool
 	ifname     string
+	logLevel   slog.Level
+	silent     bool // LOG_LEVEL=silent
 }
 
-// parseDaemonArgs parses [-f|--foreground] IFNAME.
+// daemonFlagAliases maps a daemon flag's short name to its long one; the
+// help lists them together.
+var daemonFlagAliases = map[string]string{"f": "foreground"}
+
+// daemonFlags defines the daemon's flags, which fill a. A flag with a
+// short alias is defined under both names, with the usage on the long one.
+func daemonFlags(a *daemonArgs) *flag.FlagSet {
+	fs := flag.NewFlagSet("gotatun", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	fs.BoolVar(&a.foreground, "foreground", false, "stay in the foreground (as WG_PROCESS_FOREGROUND=1)")
+	fs.BoolVar(&a.foreground, "f", false, "")
+	return fs
+}
+
+// daemonFlagHelp lists the daemon's flags, one per line, aliases together.
+func daemonFlagHelp() string {
+	var a daemonArgs
+	fs := daemonFlags(&a)
+	short := make(map[string]string)
+	for s, l := range daemonFlagAliases {
+		short[l] = s
+	}
+	var b strings.Builder
+	fs.VisitAll(func(f *flag.Flag) {
+		if f.Usage == "" {
+			return
+		}
+		names := "--" + f.Name
+		if s, ok := short[f.Name]; ok {
+			names = "-" + s + ", " + names
+		}
+		if arg, _ := flag.UnquoteUsage(f); arg != "" {
+			names += " " + arg
+		}
+		fmt.Fprintf(&b, "  %-22s %s\n", names, f.Usage)
+	})
+	return b.String()
+}
+
+// daemonHelp is the part of the usage about the daemon.
+func daemonHelp() string {
+	return `The daemon creates the WireGuard interface IFNAME and its configuration
+socket /var/run/wireguard/IFNAME.sock for wg(8), then runs in the background
+(in the foreground with -f or WG_PROCESS_FOREGROUND=1) until the interface
+is deleted or the process gets SIGINT or SIGTERM. Creating the interface
+needs root or CAP_NET_ADMIN, and read and write access to /dev/net/tun.
+
+Daemon flags:
+` + daemonFlagHelp() + `
+Interface names: an IFNAME that is a command name, or one edit from one
+(a letter added, dropped or changed, or two neighbours swapped; case
+ignored), is refused as a likely typo: "gotatun dmeo" does not create dmeo.
+To use such a name anyway, put it after "--": gotatun -f -- demo1.
+
+Environment:
+  LOG_LEVEL              verbose (or debug), error (the default) or silent:
+                         what the daemon logs on stderr; other values are
+                         refused
+  WG_PROCESS_FOREGROUND  1 to stay in the foreground, as -f
+  WG_TUN_FD              an open TUN descriptor to use instead of creating
+                         the interface
+  WG_UAPI_FD             a listening Unix socket descriptor to use instead of
+                         creating the configuration socket
+  GOMAXPROCS             CPUs to run Go code on; unset, on a two-CPU machine
+                         the daemon runs on one until that one is busy, then
+                         on both
+`
+}
+
+// parseDaemonArgs parses [flags] IFNAME, with flags also after IFNAME. A
+// name that could be a mistyped command is refused unless it follows "--".
 func parseDaemonArgs(args []string) (daemonArgs, error) {
 	var a daemonArgs
-	var rest []string
+	fs := daemonFlags(&a)
+	checked, forced := args, []string(nil)
 	for i, arg := range args {
 		if arg == "--" {
-			rest = append(rest, args[i+1:]...)
+			checked, forced = args[:i], args[i+1:]
 			break
 		}
-		switch {
-		case arg == "-f" || arg == "--foreground":
-			a.foreground = true
-		case strings.HasPrefix(arg, "-") && arg != "-":
-			return a, fmt.Errorf("unknown flag %q", arg)
-		default:
-			rest = append(rest, arg)
+	}
+	var names []string
+	for rest := checked; ; {
+		if err := fs.Parse(rest); err != nil {
+			return a, err
+		}
+		rest = fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		names = append(names, rest[0])
+		rest = rest[1:]
+	}
+	for _, name := range names {
+		if err := checkIfname(name); err != nil {
+			return a, err
 		}
 	}
-	switch len(rest) {
+	names = append(names, forced...)
+	switch len(names) {
 	case 0:
 		return a, errors.New("missing interface name")
 	case 1:
-		a.ifname = rest[0]
+		a.ifname = names[0]
 	default:
-		return a, fmt.Errorf("expected one interface name, got %d arguments", len(rest))
+		return a, fmt.Errorf("expected one interface name, got %d arguments: %q", len(names), names)
 	}
+	level, ok, err := logLevel(os.Getenv(envLogLevel))
+	if err != nil {
+		return a, err
+	}
+	a.logLevel, a.silent = level, !ok
 	return a, nil
 }
 
-// logLevel maps LOG_LEVEL to a slog level; silent reports ok=false.
-func logLevel(s string) (level slog.Level, ok bool) {
-	switch s {
-	case "verbose", "debug":
-		return slog.LevelDebug, true
-	case "silent":
-		return 0, false
-	default:
-		return slog.LevelError, true
+// errLikelyTypo is an interface name refused as a mistyped command.
+var errLikelyTypo = errors.New("likely a mistyped command")
+
+// checkIfname refuses an interface name that is a command name or one edit
+// away from one.
+func checkIfname(name string) error {
+	for _, c := range commandNames() {
+		if editDistance(strings.ToLower(name), c) <= 1 {
+			return fmt.Errorf("%w: %q is not a command; did you mean \"gotatun %s\"? "+
+				"To create an interface called %s, put the name after --: gotatun -f -- %s", errLikelyTypo, name, c, name, name)
+		}
 	}
+	return nil
 }
 
-func newLogger(w io.Writer, ifname string) *slog.Logger {
-	level, ok := logLevel(os.Getenv(envLogLevel))
-	if !ok {
+// editDistance is the optimal string alignment distance between a and b:
+// the fewest runes inserted, deleted or substituted, or adjacent runes
+// swapped, that turn one into the other.
+func editDistance(a, b string) int {
+	s, t := []rune(a), []rune(b)
+	// Three rows of the dynamic programme: i-2, i-1 and i.
+	prev2 := make([]int, len(t)+1)
+	prev := make([]int, len(t)+1)
+	cur := make([]int, len(t)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(s); i++ {
+		cur[0] = i
+		for j := 1; j <= len(t); j++ {
+			cost := 1
+			if s[i-1] == t[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			if i > 1 && j > 1 && s[i-1] == t[j-2] && s[i-2] == t[j-1] {
+				cur[j] = min(cur[j], prev2[j-2]+1)
+			}
+		}
+		prev2, prev, cur = prev, cur, prev2
+	}
+	return prev[len(t)]
+}
+
+// logLevel maps LOG_LEVEL to a slog level; silent reports ok=false. An
+// empty value is the default, error.
+func logLevel(s string) (level slog.Level, ok bool, err error) {
+	switch s {
+	case "verbose", "debug":
+		return slog.LevelDebug, true, nil
+	case "error", "":
+		return slog.LevelError, true, nil
+	case "silent":
+		return 0, false, nil
+	}
+	return 0, false, fmt.Errorf("%s=%q: want verbose, debug, error or silent", envLogLevel, s)
+}
+
+func newLogger(w io.Writer, a daemonArgs, ifname string) *slog.Logger {
+	if a.silent {
 		return slog.New(slog.DiscardHandler)
 	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("interface", ifname)
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: a.logLevel})).With("interface", ifname)
+}
+
+// privilegeHint says what the daemon needs when err is a refusal for want
+// of privileges.
+func privilegeHint(err error) string {
+	if errors.Is(err, syscall.EPERM) || errors.Is(err, syscall.EACCES) {
+		return " (the daemon needs root or CAP_NET_ADMIN, read and write access to /dev/net/tun, " +
+			"and write access to /var/run/wireguard)"
+	}
+	return ""
 }
 
 // runDaemon is `gotatun [-f|--foreground] IFNAME`: the wireguard-go
 // compatible daemon.
 func runDaemon(args []string, stdout, stderr io.Writer) int {
 	a, err := parseDaemonArgs(args)
-	if err != nil {
-		fmt.Fprintf(stderr, "gotatun: %v\n\n%s", err, daemonUsage)
+	switch {
+	case errors.Is(err, flag.ErrHelp):
+		printUsage(stdout)
+		return 0
+	case errors.Is(err, errLikelyTypo):
+		fmt.Fprintf(stderr, "gotatun: %v\n", err)
+		return 2
+	case err != nil:
+		fmt.Fprintf(stderr, "gotatun: %v\n\n", err)
+		printShortUsage(stderr)
 		return 2
 	}
 	if !a.foreground && os.Getenv(envForeground) != "1" {
 		return daemonize(args, stderr)
 	}
-	return runForeground(a.ifname, stderr)
+	return runForeground(a, stderr)
 }
 
 // watchedTUN passes a TUN device's events on to the device while noting

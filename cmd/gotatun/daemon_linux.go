@@ -28,7 +28,8 @@ const readyTimeout = 30 * time.Second
 
 // runForeground runs the daemon for ifname in this process until a signal,
 // the interface's deletion or a failure of the configuration socket.
-func runForeground(ifname string, stderr io.Writer) int {
+func runForeground(a daemonArgs, stderr io.Writer) int {
+	ifname := a.ifname
 	ready, err := takeFD(envReadyFD, "ready")
 	if err != nil {
 		fmt.Fprintf(stderr, "gotatun: %v\n", err)
@@ -48,17 +49,17 @@ func runForeground(ifname string, stderr io.Writer) int {
 
 	tdev, err := openTUN(ifname)
 	if err != nil {
-		return fail("cannot create interface %s: %v", ifname, err)
+		return fail("cannot create interface %s: %v%s", ifname, err, privilegeHint(err))
 	}
 	if name, err := tdev.Name(); err == nil {
 		ifname = name
 	}
-	log := newLogger(stderr, ifname)
+	log := newLogger(stderr, a, ifname)
 
 	ln, err := openUAPI(ifname)
 	if err != nil {
 		tdev.Close()
-		return fail("cannot create configuration socket for %s: %v", ifname, err)
+		return fail("cannot create configuration socket for %s: %v%s", ifname, err, privilegeHint(err))
 	}
 	wt := watchTUN(tdev)
 	dev, err := device.New(device.Options{TUN: wt, Bind: newBind(), Logger: log})

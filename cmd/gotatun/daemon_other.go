@@ -8,7 +8,7 @@ import (
 	"runtime"
 )
 
-func runForeground(ifname string, stderr io.Writer) int {
+func runForeground(a daemonArgs, stderr io.Writer) int {
 	fmt.Fprintf(stderr, "gotatun: the daemon is not available on %s yet\n", runtime.GOOS)
 	return 1
 }

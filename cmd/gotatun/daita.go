@@ -17,46 +17,120 @@ import (
 	"github.com/gotatun/gotatun/maybenot/sim"
 )
 
-const daitaUsage = `Usage:
-  gotatun daita inspect [--json] [MACHINE...]
-        Decode and validate machine strings given as arguments, or one per
-        line on stdin (blank lines and lines starting with '#' are skipped).
-        Prints each machine readably, or with --json one JSON object per
-        line. Exits 1 if any string does not decode or validate.
-  gotatun daita encode [FILE...]
-        Read machines as JSON (the layout printed by inspect --json, or
-        objects holding it under "machine") from the files or stdin, and
-        print one machine string per machine.
-  gotatun daita simulate --trace FILE [--client FILE] [--server FILE] [flags]
-        Simulate a packet trace ("<ns>,<s|r>[,<size>]" per line) with the
-        machines in the client and server files (one machine string per
-        line) and print the defended trace (client view,
-        "<ns>,<sn|sp|rn|rp>,<size>") on stdout and an overhead summary on
-        stderr; with -o the trace goes to the file and the summary to
-        stdout. Run "gotatun daita simulate --help" for all flags.
+// The synopsis and description of each daita command.
+const (
+	inspectUsage = `gotatun daita inspect [--json] [MACHINE...]
+      Decode and validate machine strings given as arguments, or one per
+      line on stdin (blank lines and lines starting with '#' are skipped).
+      Prints each machine readably, or with --json one JSON object per
+      line. Exits 1 if any string does not decode or validate. To read
+      machine strings from a file: gotatun daita inspect < FILE.
 `
+	encodeUsage = `gotatun daita encode [FILE...]
+      Read machines as JSON (the layout printed by inspect --json, or
+      objects holding it under "machine") from the files or stdin ("-"),
+      and print one machine string per machine.
+`
+	simulateUsage = `gotatun daita simulate --trace FILE [--client FILE] [--server FILE] [flags]
+      Simulate a packet trace ("<ns>,<s|r>[,<size>]" per line) with the
+      machines in the client and server files (one machine string per
+      line) and print the defended trace (client view,
+      "<ns>,<sn|sp|rn|rp>,<size>") on stdout and an overhead summary on
+      stderr; with -o the trace goes to the file and the summary to
+      stdout.
+`
+)
+
+// daitaCommand is a subcommand of `gotatun daita`.
+type daitaCommand struct {
+	name  string
+	usage string // the synopsis and description, as in daitaUsage
+	run   func(args []string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+// daitaCommands are the subcommands of `gotatun daita`, in the order the
+// help lists them.
+var daitaCommands = []daitaCommand{
+	{"inspect", inspectUsage, daitaInspect},
+	{"encode", encodeUsage, daitaEncode},
+	{"simulate", simulateUsage, func(args []string, _ io.Reader, stdout, stderr io.Writer) int {
+		return daitaSimulate(args, stdout, stderr)
+	}},
+}
+
+// daitaUsage is the usage of `gotatun daita`.
+func daitaUsage() string {
+	var b strings.Builder
+	b.WriteString("Usage:\n")
+	for _, c := range daitaCommands {
+		b.WriteString(indentUsage(c.usage))
+	}
+	b.WriteString("\nRun \"gotatun daita COMMAND --help\" for the flags of each.\n")
+	return b.String()
+}
 
 // maxInputSize bounds what the daita tools read from a file or stdin.
 const maxInputSize = 64 << 20
 
 func runDaita(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprint(stderr, daitaUsage)
+		fmt.Fprint(stderr, daitaUsage())
 		return 2
 	}
 	switch args[0] {
-	case "-h", "--help", "help":
-		fmt.Fprint(stdout, daitaUsage)
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, daitaUsage())
 		return 0
-	case "inspect":
-		return daitaInspect(args[1:], stdin, stdout, stderr)
-	case "encode":
-		return daitaEncode(args[1:], stdin, stdout, stderr)
-	case "simulate":
-		return daitaSimulate(args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "gotatun daita: unknown command %q\n%s", args[0], daitaUsage)
+	for _, c := range daitaCommands {
+		if c.name == args[0] {
+			return c.run(args[1:], stdin, stdout, stderr)
+		}
+	}
+	fmt.Fprintf(stderr, "gotatun daita: unknown command %q\n%s", args[0], daitaUsage())
 	return 2
+}
+
+// daitaFlags returns the flag set of a daita command.
+func daitaFlags(name string) *flag.FlagSet {
+	fs := flag.NewFlagSet("gotatun daita "+name, flag.ContinueOnError)
+	fs.Usage = func() {}
+	return fs
+}
+
+// indentUsage indents a command's usage for a list of commands.
+func indentUsage(usage string) string {
+	return "  " + strings.ReplaceAll(strings.TrimSuffix(usage, "\n"), "\n", "\n  ") + "\n"
+}
+
+// parseDaitaFlags parses args with fs. On --help it prints the command's
+// usage to stdout, on a bad flag the error and the usage to stderr; then
+// ok is false and code is the exit status.
+func parseDaitaFlags(fs *flag.FlagSet, usage string, args []string, stdout, stderr io.Writer) (code int, ok bool) {
+	fs.SetOutput(io.Discard)
+	err := fs.Parse(args)
+	if err == nil {
+		return 0, true
+	}
+	w, code := stderr, 2
+	if errors.Is(err, flag.ErrHelp) {
+		w, code = stdout, 0
+	} else {
+		fmt.Fprintf(stderr, "%s: %v\n", fs.Name(), err)
+	}
+	fmt.Fprint(w, "Usage:\n"+indentUsage(usage))
+	fs.SetOutput(w)
+	if hasFlags(fs) {
+		fmt.Fprintln(w, "\nFlags:")
+		fs.PrintDefaults()
+	}
+	return code, false
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
 }
 
 func readLimited(r io.Reader, what string) ([]byte, error) {
@@ -85,23 +159,12 @@ func machineLines(data []byte) []string {
 }
 
 func daitaInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	asJSON := false
-	var machines []string
-	for _, a := range args {
-		switch a {
-		case "--json", "-json":
-			asJSON = true
-		case "-h", "--help":
-			fmt.Fprint(stdout, daitaUsage)
-			return 0
-		default:
-			if strings.HasPrefix(a, "-") {
-				fmt.Fprintf(stderr, "gotatun daita inspect: unknown flag %s\n", a)
-				return 2
-			}
-			machines = append(machines, a)
-		}
+	fs := daitaFlags("inspect")
+	asJSON := fs.Bool("json", false, "print each machine as one line of JSON")
+	if code, ok := parseDaitaFlags(fs, inspectUsage, args, stdout, stderr); !ok {
+		return code
 	}
+	machines := fs.Args()
 	if len(machines) == 0 {
 		data, err := readLimited(stdin, "stdin")
 		if err != nil {
@@ -121,11 +184,16 @@ func daitaInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		m, err := maybenot.ParseMachine(s)
 		if err != nil {
 			bw.Flush()
-			fmt.Fprintf(stderr, "gotatun daita inspect: machine %d: %v\n", i+1, oneLine(err))
+			if isFileName(s) {
+				fmt.Fprintf(stderr, "gotatun daita inspect: machine %d: %q is a file, not a machine string; "+
+					"inspect takes machine strings as arguments or on stdin: gotatun daita inspect < %s\n", i+1, s, s)
+			} else {
+				fmt.Fprintf(stderr, "gotatun daita inspect: machine %d: %v\n", i+1, oneLine(err))
+			}
 			code = 1
 			continue
 		}
-		if asJSON {
+		if *asJSON {
 			js, _ := m.MarshalJSON()
 			bw.Write(js)
 			bw.WriteByte('\n')
@@ -137,6 +205,23 @@ func daitaInspect(args []string, stdin io.Reader, stdout, stderr io.Writer) int 
 		describeMachine(bw, i+1, s, m)
 	}
 	return code
+}
+
+// isFileName reports whether s, given where a machine string belongs,
+// names a file instead.
+func isFileName(s string) bool {
+	if strings.ContainsRune(s, os.PathSeparator) {
+		return true
+	}
+	fi, err := os.Stat(s)
+	return err == nil && !fi.IsDir()
+}
+
+// isMachineString reports whether s, given where a file name belongs, is a
+// machine string instead.
+func isMachineString(s string) bool {
+	_, err := maybenot.ParseMachine(s)
+	return err == nil
 }
 
 func oneLine(err error) string {
@@ -217,22 +302,22 @@ func daitaEncode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		name string
 		data []byte
 	}
+	fs := daitaFlags("encode")
+	if code, ok := parseDaitaFlags(fs, encodeUsage, args, stdout, stderr); !ok {
+		return code
+	}
 	var sources []source
-	for _, a := range args {
-		if a == "-h" || a == "--help" {
-			fmt.Fprint(stdout, daitaUsage)
-			return 0
-		}
-		if strings.HasPrefix(a, "-") && a != "-" {
-			fmt.Fprintf(stderr, "gotatun daita encode: unknown flag %s\n", a)
-			return 2
-		}
+	for _, a := range fs.Args() {
 		var data []byte
 		var err error
 		if a == "-" {
 			data, err = readLimited(stdin, "stdin")
 		} else {
 			data, err = readFile(a)
+			if errors.Is(err, os.ErrNotExist) && isMachineString(a) {
+				err = fmt.Errorf("%q is a machine string, not a file of JSON; encode turns JSON into machine strings, "+
+					"gotatun daita inspect decodes them", a)
+			}
 		}
 		if err != nil {
 			fmt.Fprintf(stderr, "gotatun daita encode: %v\n", err)
@@ -240,7 +325,7 @@ func daitaEncode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 		sources = append(sources, source{a, data})
 	}
-	if len(args) == 0 {
+	if fs.NArg() == 0 {
 		data, err := readLimited(stdin, "stdin")
 		if err != nil {
 			fmt.Fprintf(stderr, "gotatun daita encode: %v\n", err)
@@ -251,13 +336,19 @@ func daitaEncode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	code := 0
 	count := 0
 	for _, src := range sources {
+		if lines := machineLines(src.data); len(lines) > 0 && isMachineString(lines[0]) {
+			fmt.Fprintf(stderr, "gotatun daita encode: %s holds machine strings; encode expects JSON "+
+				"(machines as printed by inspect --json), and gotatun daita inspect decodes machine strings\n", src.name)
+			return 1
+		}
 		dec := json.NewDecoder(bytes.NewReader(src.data))
 		for n := 1; ; n++ {
 			var raw json.RawMessage
 			if err := dec.Decode(&raw); err == io.EOF {
 				break
 			} else if err != nil {
-				fmt.Fprintf(stderr, "gotatun daita encode: %s: value %d: %v\n", src.name, n, oneLine(err))
+				fmt.Fprintf(stderr, "gotatun daita encode: %s: value %d: expected JSON (machines as printed by inspect --json): %v\n",
+					src.name, n, oneLine(err))
 				return 1
 			}
 			count++
@@ -274,7 +365,7 @@ func daitaEncode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		}
 	}
 	if count == 0 {
-		fmt.Fprintln(stderr, "gotatun daita encode: no machines in the input")
+		fmt.Fprintln(stderr, "gotatun daita encode: no machines in the input; expected JSON (machines as printed by inspect --json)")
 		return 1
 	}
 	return code
@@ -285,7 +376,7 @@ func daitaEncode(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 func machineFromJSON(raw json.RawMessage) (*maybenot.Machine, error) {
 	var wrapper map[string]json.RawMessage
 	if err := json.Unmarshal(raw, &wrapper); err != nil {
-		return nil, errors.New("want a JSON object")
+		return nil, errors.New("expected a JSON object (a machine as printed by inspect --json)")
 	}
 	if inner, ok := wrapper["machine"]; ok {
 		raw = inner
@@ -311,6 +402,9 @@ func loadMachineFile(name string) ([]maybenot.Machine, error) {
 		return nil, nil
 	}
 	data, err := readFile(name)
+	if errors.Is(err, os.ErrNotExist) && isMachineString(name) {
+		return nil, fmt.Errorf("%q is a machine string; --client and --server take a file with one machine string per line", name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -326,8 +420,7 @@ func loadMachineFile(name string) ([]maybenot.Machine, error) {
 }
 
 func daitaSimulate(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("gotatun daita simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs := daitaFlags("simulate")
 	clientFile := fs.String("client", "", "file with the client's machine strings, one per line")
 	serverFile := fs.String("server", "", "file with the server's machine strings, one per line")
 	traceFile := fs.String("trace", "", "input trace file (required)")
@@ -342,11 +435,8 @@ func daitaSimulate(args []string, stdout, stderr io.Writer) int {
 	blockFracC := fs.Float64("max-blocking-frac-client", 0, "client framework max_blocking_frac")
 	padFracS := fs.Float64("max-padding-frac-server", 0, "server framework max_padding_frac")
 	blockFracS := fs.Float64("max-blocking-frac-server", 0, "server framework max_blocking_frac")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	if code, ok := parseDaitaFlags(fs, simulateUsage, args, stdout, stderr); !ok {
+		return code
 	}
 	if fs.NArg() > 0 {
 		fmt.Fprintf(stderr, "gotatun daita simulate: unexpected argument %q\n", fs.Arg(0))

@@ -222,3 +222,57 @@ func TestDaitaSimulate(t *testing.T) {
 		}
 	}
 }
+
+func TestDaitaCommandHelp(t *testing.T) {
+	for _, c := range []struct{ cmd, want string }{
+		{"inspect", "-json"}, {"encode", "gotatun daita encode [FILE...]"}, {"simulate", "-max-padding-frac-client"},
+	} {
+		for _, h := range []string{"--help", "-h"} {
+			code, out, errOut := runDaitaTest("", c.cmd, h)
+			if code != 0 || errOut != "" || !strings.HasPrefix(out, "Usage:\n  gotatun daita "+c.cmd) || !strings.Contains(out, c.want) {
+				t.Errorf("%s %s: exit %d, stdout %q, stderr %q", c.cmd, h, code, out, errOut)
+			}
+			for _, other := range []string{"inspect", "encode", "simulate"} {
+				if other != c.cmd && strings.Contains(out, "gotatun daita "+other) {
+					t.Errorf("%s %s: help also covers %s", c.cmd, h, other)
+				}
+			}
+		}
+		code, out, errOut := runDaitaTest("", c.cmd, "--bogus")
+		if code != 2 || out != "" || !strings.HasPrefix(errOut, "gotatun daita "+c.cmd+": flag provided but not defined: -bogus\n") ||
+			!strings.Contains(errOut, "Usage:\n  gotatun daita "+c.cmd) {
+			t.Errorf("%s --bogus: exit %d, stdout %q, stderr %q", c.cmd, code, out, errOut)
+		}
+	}
+}
+
+func TestDaitaWrongKindOfArgument(t *testing.T) {
+	const machine = "02eNpjYEAHjOgCAAA0AAI="
+	dir := t.TempDir()
+	file := filepath.Join(dir, "machines.txt")
+	os.WriteFile(file, []byte(machine+"\n"), 0o644)
+	// inspect wants machine strings and says so when given a file.
+	code, _, errOut := runDaitaTest("", "inspect", file)
+	if code != 1 || !strings.Contains(errOut, "is a file, not a machine string") || !strings.Contains(errOut, "inspect < "+file) {
+		t.Errorf("inspect FILE: exit %d, %q", code, errOut)
+	}
+	// encode wants JSON, in files.
+	for _, c := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{"", []string{"encode", machine}, "is a machine string, not a file of JSON"},
+		{"", []string{"encode", file}, "holds machine strings; encode expects JSON"},
+		{machine + "\n", []string{"encode"}, "holds machine strings; encode expects JSON"},
+		{"hello\n", []string{"encode"}, "expected JSON"},
+		{"[1]\n", []string{"encode"}, "expected a JSON object"},
+		{"", []string{"encode"}, "expected JSON"},
+		{"", []string{"simulate", "--trace", file, "--client", machine}, "is a machine string; --client and --server take a file"},
+	} {
+		code, out, errOut := runDaitaTest(c.stdin, c.args...)
+		if code != 1 || out != "" || !strings.Contains(errOut, c.want) {
+			t.Errorf("%q: exit %d, stdout %q, stderr %q; want %q", c.args, code, out, errOut, c.want)
+		}
+	}
+}
