@@ -230,21 +230,18 @@ func (p *Peer) releaseKeypairs(kps []*noise.Keypair) {
 	}
 }
 
-// zeroKeys erases every session key and the handshake state.
+// zeroKeys erases every session key and the handshake state. It holds
+// hsMu while it takes them, so no handshake installs a keypair or an index
+// in between.
 func (p *Peer) zeroKeys() {
-	kps := p.keypairs.Clear()
-	p.releaseKeypairs(kps)
-	for _, kp := range kps {
-		if kp != nil {
-			kp.Zero()
-		}
-	}
 	p.hsMu.Lock()
+	kps := p.keypairs.Clear()
 	p.dropHandshakeIndexLocked()
 	if p.hs != nil {
 		p.hs.Clear()
 	}
 	p.hsMu.Unlock()
+	p.discard(kps)
 }
 
 // dropHandshakeIndexLocked releases the index of the handshake in flight.
@@ -256,16 +253,12 @@ func (p *Peer) dropHandshakeIndexLocked() {
 }
 
 // shutdown stops the peer for good: timers, keys, staged packets.
+// Handshake code checks removed under hsMu, after zeroKeys here, so a
+// removed peer keeps no index entry and no live key.
 func (p *Peer) shutdown() {
 	p.removed.Store(true)
 	p.stopTimers()
-	p.releaseKeypairs(p.keypairs.Clear())
-	p.hsMu.Lock()
-	p.dropHandshakeIndexLocked()
-	if p.hs != nil {
-		p.hs.Clear()
-	}
-	p.hsMu.Unlock()
+	p.zeroKeys()
 	p.dropStaged()
 }
 
