@@ -146,8 +146,8 @@ type setParser struct {
 	in   bool // whether a public_key line has started a peer section
 	// daitaOn: daita_enable=1 came in this peer section.
 	daitaOn bool
-	line int
-	err  *Error
+	line    int
+	err     *Error
 }
 
 func (p *setParser) fail(errno syscall.Errno, key, value string, err error) {
