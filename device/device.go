@@ -32,6 +32,7 @@ import (
 	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/device/allowedips"
 	"github.com/gotatun/gotatun/device/ratelimit"
+	"github.com/gotatun/gotatun/internal/cryptoimpl"
 	"github.com/gotatun/gotatun/noise"
 	"github.com/gotatun/gotatun/transport"
 	"github.com/gotatun/gotatun/tun"
@@ -65,6 +66,10 @@ type Options struct {
 	// tunnel (after routing) or comes out of it (after the allowed-IPs
 	// check). Nil, the default, costs nothing.
 	Capture Capture
+	// XCrypto forces golang.org/x/crypto for ChaCha20-Poly1305 and X25519
+	// instead of our AVX-512 AEAD and X25519 ladder, as GOTATUN_CRYPTO=xcrypto
+	// or -tags purego do. It is process-wide and stays on once set.
+	XCrypto bool
 }
 
 const (
@@ -189,6 +194,12 @@ func New(opts Options) (*Device, error) {
 	}
 	if opts.Bind == nil {
 		return nil, errors.New("device: Options.Bind is nil")
+	}
+	if err := cryptoimpl.EnvError(); err != nil {
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	if opts.XCrypto {
+		cryptoimpl.Force()
 	}
 	d := &Device{
 		log:     opts.Logger,

@@ -488,3 +488,29 @@ func FuzzParseRecvControl(f *testing.F) {
 		}
 	})
 }
+
+func TestSocketFDs(t *testing.T) {
+	b := NewLinuxBind(LinuxBindConfig{})
+	if v4, v6 := b.SocketFDs(); v4 != -1 || v6 != -1 {
+		t.Fatalf("closed bind has descriptors %d, %d", v4, v6)
+	}
+	_, port, err := b.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4, _ := b.SocketFDs()
+	if v4 < 0 {
+		t.Fatal("no IPv4 descriptor")
+	}
+	sa, err := unix.Getsockname(v4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in4, ok := sa.(*unix.SockaddrInet4); !ok || in4.Port != int(port) {
+		t.Fatalf("descriptor %d is bound to %v, want port %d", v4, sa, port)
+	}
+	b.Close()
+	if v4, v6 := b.SocketFDs(); v4 != -1 || v6 != -1 {
+		t.Fatalf("closed bind has descriptors %d, %d", v4, v6)
+	}
+}

@@ -257,15 +257,21 @@ func newLinuxDevice(fd int, mtu int) (_ *LinuxDevice, err error) {
 		d.rd.overflow = make([]byte, maxPacket)
 		d.wr.fn = d.writePackets
 	}
+	d.setCallbacks()
+	d.wg.Add(1)
+	go d.routineLinkEvents(up, uint32(curMTU))
+	return d, nil
+}
+
+// setCallbacks builds the descriptor callbacks of reads once, so reading
+// allocates nothing.
+func (d *LinuxDevice) setCallbacks() {
 	d.readCB = func(fd uintptr) bool {
 		d.readMu.Lock()
 		defer d.readMu.Unlock()
 		return d.readAndHandle(fd, &d.rcall)
 	}
 	d.pollCB = func(fd uintptr) { d.pcall.handled = d.readAndHandle(fd, &d.pcall) }
-	d.wg.Add(1)
-	go d.routineLinkEvents(up, uint32(curMTU))
-	return d, nil
 }
 
 // release closes what has been opened so far.
@@ -403,10 +409,15 @@ func (d *LinuxDevice) Close() error {
 	var err error
 	d.closeOnce.Do(func() {
 		close(d.closed)
-		errNL := d.nl.Close()
+		var errNL, errCtl error
+		if d.nl != nil {
+			errNL = d.nl.Close()
+		}
 		errF := d.f.Close()
 		d.ctlMu.Lock()
-		errCtl := unix.Close(d.ctl)
+		if d.ctl >= 0 {
+			errCtl = unix.Close(d.ctl)
+		}
 		d.ctl = -1
 		d.ctlMu.Unlock()
 		d.wg.Wait()
