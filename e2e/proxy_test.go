@@ -412,4 +412,3 @@ func udpRoundTrip(t *testing.T, c net.Conn, hdr []byte) {
 		}
 	}
 }
-
