@@ -96,7 +96,7 @@ type Device struct {
 	bind  transport.Bind
 
 	mtu       atomic.Int32
-	bufSize   int
+	bufSize   atomic.Int32 // of buffers taken from now on (bufsize.go)
 	bindBatch int
 	bufPool   sync.Pool
 	batchPool sync.Pool
@@ -237,10 +237,8 @@ func New(opts Options) (*Device, error) {
 	if err != nil || mtu <= 0 {
 		mtu = defaultMTU
 	}
-	d.mtu.Store(int32(mtu))
-	d.bufSize = bufSizeFor(mtu)
-	size := d.bufSize
-	d.bufPool.New = func() any { return &buffer{b: make([]byte, size)} }
+	d.setMTU(mtu)
+	d.bufPool.New = d.newBuf
 	d.batchPool.New = func() any {
 		return &batch{elems: make([]elem, 0, batchCap), bufs: make([][]byte, 0, batchCap)}
 	}
@@ -284,13 +282,6 @@ func autoWorkers(procs int) int {
 	return procs
 }
 
-// bufSizeFor sizes packet buffers: headroom, the MTU (at least minBufMTU),
-// padding slack and the tag, rounded up to 64 bytes.
-func bufSizeFor(mtu int) int {
-	n := headroom + max(mtu, minBufMTU) + 16 + tagSize
-	return (n + 63) &^ 63
-}
-
 func (d *Device) startReceivers(fns []transport.ReceiveFunc) {
 	d.recvWG.Add(len(fns))
 	for _, fn := range fns {
@@ -298,7 +289,8 @@ func (d *Device) startReceivers(fns []transport.ReceiveFunc) {
 	}
 }
 
-// routineTUNEvents follows the TUN device's MTU.
+// routineTUNEvents follows the TUN device's MTU: padding and packet
+// buffers follow it (bufsize.go).
 func (d *Device) routineTUNEvents() {
 	defer d.wg.Done()
 	events := d.tun.Events()
@@ -313,13 +305,8 @@ func (d *Device) routineTUNEvents() {
 				if err != nil || mtu <= 0 {
 					continue
 				}
-				// Padding may not grow past what the buffers hold.
-				limit := d.bufSize - headroom - tagSize - 16
-				if mtu > limit {
-					d.log.Warn("TUN MTU larger than packet buffers; packets above the old size are dropped", "mtu", mtu, "limit", limit)
-					mtu = limit
-				}
-				d.mtu.Store(int32(mtu))
+				d.log.Debug("TUN MTU changed", "mtu", mtu)
+				d.setMTU(mtu)
 			}
 		case <-d.done:
 			return

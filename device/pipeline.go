@@ -16,7 +16,7 @@ const headroom = noise.MessageTransportHeaderSize
 // tagSize is the size of the authentication tag after the ciphertext.
 const tagSize = noise.MessageTransportOverhead - noise.MessageTransportHeaderSize
 
-// buffer is one pooled packet buffer of Device.bufSize bytes.
+// buffer is one pooled packet buffer, of Device.bufSize bytes when taken.
 type buffer struct {
 	b []byte
 }
@@ -116,16 +116,6 @@ func (q *peerQueue) drain(finish func(*batch)) {
 		if !q.headDone() {
 			return
 		}
-	}
-}
-
-func (d *Device) getBuf() *buffer {
-	return d.bufPool.Get().(*buffer)
-}
-
-func (d *Device) putBuf(b *buffer) {
-	if b != nil {
-		d.bufPool.Put(b)
 	}
 }
 

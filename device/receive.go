@@ -24,6 +24,7 @@ type receiver struct {
 	sizes   []int
 	eps     []transport.Endpoint
 	pending []*batch // one open inbound batch per peer seen in this read
+	size    int      // buffer size when last resized
 }
 
 func (d *Device) newReceiver() *receiver {
@@ -40,6 +41,7 @@ func (d *Device) newReceiver() *receiver {
 		r.holders[i] = d.getBuf()
 		r.bufs[i] = r.holders[i].b
 	}
+	r.size = len(r.holders[0].b)
 	return r
 }
 
@@ -66,6 +68,7 @@ func (d *Device) routineReceive(fn transport.ReceiveFunc) {
 		for i := range n {
 			r.bufs[i] = r.holders[i].b
 		}
+		r.resize()
 	}
 }
 

@@ -8,12 +8,6 @@ import (
 	"github.com/gotatun/gotatun/tun"
 )
 
-// readLen is how much of a buffer a TUN read may fill after the headroom,
-// leaving room for padding and the authentication tag.
-func (d *Device) readLen() int {
-	return d.bufSize - headroom - noise.MessageTransportOverhead
-}
-
 // tunReader is the buffers TUN reads fill. One set serves the TUN reader
 // and the goroutines that poll the TUN after writing to it: the TUN
 // device hands batches to handleTUN one at a time.
@@ -22,7 +16,7 @@ type tunReader struct {
 	bufs    [][]byte
 	sizes   []int
 	peers   []*Peer
-	rl      int // how much of a buffer a read may fill
+	size    int // buffer size when last resized
 }
 
 func (d *Device) newTUNReader() *tunReader {
@@ -32,12 +26,12 @@ func (d *Device) newTUNReader() *tunReader {
 		bufs:    make([][]byte, n),
 		sizes:   make([]int, n),
 		peers:   make([]*Peer, n),
-		rl:      headroom + d.readLen(),
 	}
 	for i := range tr.holders {
 		tr.holders[i] = d.getBuf()
-		tr.bufs[i] = tr.holders[i].b[:tr.rl]
+		tr.bufs[i] = tunReadSlice(tr.holders[i])
 	}
+	tr.size = len(tr.holders[0].b)
 	return tr
 }
 
@@ -114,7 +108,7 @@ func (d *Device) handleTUNBatch(cnt int) {
 			}
 			p.stageLocked(e)
 			tr.holders[j] = d.getBuf()
-			tr.bufs[j] = tr.holders[j].b[:tr.rl]
+			tr.bufs[j] = tunReadSlice(tr.holders[j])
 			tr.peers[j] = nil
 		}
 		p.stageMu.Unlock()
@@ -125,6 +119,7 @@ func (d *Device) handleTUNBatch(cnt int) {
 		}
 	}
 	d.stats.tunPackets.Add(uint64(cnt))
+	tr.resize(d)
 }
 
 // encrypt pads and seals every packet of an outbound batch in place.

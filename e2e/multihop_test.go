@@ -67,7 +67,7 @@ func newMultihop(t *testing.T, relays string, v6 bool) *multihopNet {
 	m.entryRelay = startIface(t, m.entryNS, relays)
 	m.exitRelay = startIface(t, m.exitNS, relays)
 	entryName := uniq("ge")
-	m.client = startIfaceArgs(t, m.cli, gotatun, uniq("gx"), key,
+	m.client = startIfaceArgs(t, m.cli, gotatun, uniq("gx"), key, nil,
 		"--entry", entryName, "--entry-address", entryTun4.String()+","+entryTun6.String())
 	m.entryDev = &iface{t: t, ns: m.cli, name: entryName, impl: gotatun, priv: key, pub: key.PublicKey()}
 	t.Cleanup(func() {
@@ -102,7 +102,7 @@ func (m *multihopNet) startEntryRelay() {
 func (m *multihopNet) restartEntryRelay(t *testing.T) {
 	old := m.entryRelay
 	old.stop()
-	m.entryRelay = startIfaceArgs(t, m.entryNS, old.impl, old.name, old.priv)
+	m.entryRelay = startIfaceArgs(t, m.entryNS, old.impl, old.name, old.priv, nil)
 	m.startEntryRelay()
 }
 

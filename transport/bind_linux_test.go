@@ -489,6 +489,20 @@ func FuzzParseRecvControl(f *testing.F) {
 	})
 }
 
+func TestLinuxBindGrowBuffers(t *testing.T) {
+	for _, c := range linuxConfigs {
+		t.Run(c.name, func(t *testing.T) {
+			b := NewLinuxBind(c.cfg)
+			openBind(t, b, 0)
+			_, gro := b.Offloads()
+			b.Close()
+			// With UDP_GRO the datagram waits in the bind's own buffer;
+			// without, the kernel has already cut it short.
+			testBindGrowBuffers(t, NewLinuxBind(c.cfg), b, netip.MustParseAddr("127.0.0.1"), gro)
+		})
+	}
+}
+
 func TestSocketFDs(t *testing.T) {
 	b := NewLinuxBind(LinuxBindConfig{})
 	if v4, v6 := b.SocketFDs(); v4 != -1 || v6 != -1 {

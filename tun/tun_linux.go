@@ -522,6 +522,8 @@ type readCall struct {
 	n       int
 	err     error
 	handled bool
+	// dropped: a packet too large for its buffer was dropped
+	dropped bool
 }
 
 // Read implements Device.
@@ -584,7 +586,7 @@ func (d *LinuxDevice) read(bufs [][]byte, sizes []int, offset int, handle func(n
 func (d *LinuxDevice) readAndHandle(fd uintptr, c *readCall) bool {
 	done := false
 	for {
-		c.n, c.err = 0, nil
+		c.n, c.err, c.dropped = 0, nil, false
 		if d.vnet {
 			d.readVnet(fd, c)
 		} else {
@@ -594,7 +596,13 @@ func (d *LinuxDevice) readAndHandle(fd uintptr, c *readCall) bool {
 			return true
 		}
 		if c.n == 0 {
-			return done
+			if c.dropped && c.handle != nil && !done {
+				// Tell the caller its buffers are too small (the MTU
+				// grew), so it can grow them before the next read.
+				c.handle(0)
+				return true
+			}
+			return done || c.dropped
 		}
 		done = true
 		if c.handle == nil {
@@ -627,6 +635,7 @@ func (d *LinuxDevice) readPlain(fd uintptr, c *readCall) {
 		case 0:
 			if int(n) > len(room) {
 				d.readTooLarge.Add(1)
+				c.dropped = true
 				continue
 			}
 			c.sizes[c.n] = int(n)

@@ -144,8 +144,10 @@ type setParser struct {
 	cfg  device.Config
 	peer int  // index of the current peer section in cfg.Peers
 	in   bool // whether a public_key line has started a peer section
-	line int
-	err  *Error
+	// daitaOn: daita_enable=1 came in this peer section.
+	daitaOn bool
+	line    int
+	err     *Error
 }
 
 func (p *setParser) fail(errno syscall.Errno, key, value string, err error) {
@@ -167,6 +169,7 @@ func (p *setParser) handleLine(line string) {
 		p.cfg.Peers = append(p.cfg.Peers, device.PeerConfig{PublicKey: noise.PublicKey(k)})
 		p.peer = len(p.cfg.Peers) - 1
 		p.in = true
+		p.daitaOn = false
 		return
 	}
 	if !p.in {
@@ -224,7 +227,7 @@ func isPeerKey(key string) bool {
 		"protocol_version":
 		return true
 	}
-	return false
+	return isDAITAKey(key)
 }
 
 func (p *setParser) peerLine(pc *device.PeerConfig, key, value string) {
@@ -297,6 +300,10 @@ func (p *setParser) peerLine(pc *device.PeerConfig, key, value string) {
 			return
 		}
 	default:
+		if isDAITAKey(key) {
+			p.daitaLine(pc, key, value)
+			return
+		}
 		if key == "private_key" || key == "listen_port" || key == "fwmark" || key == "replace_peers" {
 			p.fail(ErrnoInvalid, key, value, errors.New("device key after a public_key line"))
 			return

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gotatun/gotatun/device"
-	"github.com/gotatun/gotatun/transport"
 	"github.com/gotatun/gotatun/tun"
 	"github.com/gotatun/gotatun/uapi"
 )
@@ -74,7 +73,7 @@ func runForeground(a daemonArgs, stderr io.Writer) int {
 			dev = entry.client.Exit
 		}
 	} else {
-		dev, err = device.New(device.Options{TUN: wt, Bind: transport.NewDefaultBind(), Logger: log})
+		dev, err = device.New(device.Options{TUN: wt, Bind: newBind(), Logger: log})
 	}
 	if err != nil {
 		ln.Close()
@@ -156,7 +155,7 @@ func openTUN(ifname string, mtu int) (tun.Device, error) {
 	if f != nil {
 		return tun.CreateTUNFromFile(f, 0)
 	}
-	return tun.CreateTUN(ifname, mtu)
+	return createTUN(ifname, mtu)
 }
 
 // openUAPI creates the configuration socket, or takes the one in

@@ -9,7 +9,6 @@ import (
 
 	"github.com/gotatun/gotatun/device"
 	"github.com/gotatun/gotatun/multihop"
-	"github.com/gotatun/gotatun/transport"
 	"github.com/gotatun/gotatun/tun"
 	"github.com/gotatun/gotatun/uapi"
 )
@@ -32,7 +31,7 @@ func startEntryHop(a daemonArgs, t tun.Device, log *slog.Logger, stderr io.Write
 		return nil, fmt.Errorf("configuration socket of the entry device %s: %w%s", a.entry.name, err, privilegeHint(err))
 	}
 	c, err := multihop.New(multihop.Config{
-		Entry:    device.Options{Bind: transport.NewDefaultBind(), Logger: newLogger(stderr, a, a.entry.name)},
+		Entry:    device.Options{Bind: newBind(), Logger: newLogger(stderr, a, a.entry.name)},
 		Exit:     device.Options{TUN: t, Logger: log},
 		Addrs:    a.entry.list(),
 		EntryMTU: a.entry.mtu,
