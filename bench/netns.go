@@ -276,10 +276,10 @@ func startTunnel(ctx context.Context, t *topology, im *impl, round int, workDir 
 	}
 	keyA := filepath.Join(workDir, tun.ifA+".key")
 	keyB := filepath.Join(workDir, tun.ifB+".key")
-	if err := os.WriteFile(keyA, []byte(privA.String()+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyA, []byte(privA.Base64()+"\n"), 0o600); err != nil {
 		return nil, err
 	}
-	if err := os.WriteFile(keyB, []byte(privB.String()+"\n"), 0o600); err != nil {
+	if err := os.WriteFile(keyB, []byte(privB.Base64()+"\n"), 0o600); err != nil {
 		return nil, err
 	}
 	for _, f := range []string{tun.ifA, tun.ifB} {

@@ -7,6 +7,7 @@ import (
 
 	"golang.org/x/crypto/curve25519"
 
+	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/device/allowedips"
 	"github.com/gotatun/gotatun/noise"
 	"github.com/gotatun/gotatun/transport"
@@ -60,6 +61,14 @@ func validate(cfg *Config) error {
 		for j, pfx := range pc.AllowedIPs {
 			if !pfx.IsValid() {
 				return invalid("%s: allowed IP %d (%v) is not a valid prefix", name(), j, pfx)
+			}
+		}
+		if pc.DAITA != nil && pc.DisableDAITA {
+			return invalid("%s: DAITA both set and disabled", name())
+		}
+		if pc.DAITA != nil {
+			if err := pc.DAITA.Validate(); err != nil {
+				return invalid("%s: %v", name(), err)
 			}
 		}
 		for j, pfx := range pc.RemoveAllowedIPs {
@@ -149,6 +158,8 @@ func (d *Device) Apply(cfg Config) error {
 	var ops []func(tx *allowedips.Txn[*Peer])
 	var removed []*Peer
 	var keepaliveNow []*Peer
+	var daitaPeers []*Peer
+	var daitaCfgs []*daita.Config
 
 	if cfg.ReplacePeers {
 		keep := make(map[noise.PublicKey]bool, len(cfg.Peers))
@@ -214,6 +225,10 @@ func (d *Device) Apply(cfg Config) error {
 				keepaliveNow = append(keepaliveNow, p)
 			}
 		}
+		if pc.DAITA != nil || pc.DisableDAITA {
+			daitaPeers = append(daitaPeers, p)
+			daitaCfgs = append(daitaCfgs, pc.DAITA)
+		}
 		if pc.ReplaceAllowedIPs {
 			ops = append(ops, func(tx *allowedips.Txn[*Peer]) { tx.RemovePeer(p) })
 		}
@@ -244,7 +259,14 @@ func (d *Device) Apply(cfg Config) error {
 			}
 		})
 	}
+	for i, p := range daitaPeers {
+		if err := p.setDAITA(daitaCfgs[i]); err != nil {
+			// Validated above; only a broken machine cache gets here.
+			d.log.Error("cannot start DAITA", "peer", p.short(), "err", err)
+		}
+	}
 	for _, p := range removed {
+		p.stopDAITA()
 		p.shutdown()
 	}
 	for _, p := range keepaliveNow {
@@ -315,6 +337,7 @@ func (d *Device) setIdentity(ni *identity) {
 		if p := d.peers[ni.pub]; p != nil {
 			delete(d.peers, ni.pub)
 			d.allowed.RemovePeer(p)
+			p.stopDAITA()
 			p.shutdown()
 		}
 	}

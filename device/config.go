@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"time"
 
+	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/noise"
 )
 
@@ -46,6 +47,13 @@ type PeerConfig struct {
 	// AllowedIPs are added to the peer (and taken from any other peer that
 	// had them).
 	AllowedIPs []netip.Prefix
+	// DAITA, if set, turns DAITA on for the peer with these settings (or
+	// changes them), keeping its sessions; nil leaves DAITA as it is.
+	// Start from daita.DefaultConfig.
+	DAITA *daita.Config
+	// DisableDAITA turns DAITA off for the peer; its delay queue is sent
+	// first.
+	DisableDAITA bool
 }
 
 // State is a snapshot of a device's configuration and counters, the typed
@@ -69,4 +77,8 @@ type PeerState struct {
 	RxBytes             uint64
 	TxBytes             uint64
 	ProtocolVersion     int // 1
+	// DAITA holds the peer's DAITA settings and DAITAStats its counters
+	// (since DAITA was last started or changed); both nil while off.
+	DAITA      *daita.Config
+	DAITAStats *daita.Stats
 }

@@ -29,8 +29,10 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/device/allowedips"
 	"github.com/gotatun/gotatun/device/ratelimit"
+	"github.com/gotatun/gotatun/internal/cryptoimpl"
 	"github.com/gotatun/gotatun/noise"
 	"github.com/gotatun/gotatun/transport"
 	"github.com/gotatun/gotatun/tun"
@@ -64,6 +66,10 @@ type Options struct {
 	// tunnel (after routing) or comes out of it (after the allowed-IPs
 	// check). Nil, the default, costs nothing.
 	Capture Capture
+	// XCrypto forces golang.org/x/crypto for ChaCha20-Poly1305 and X25519
+	// instead of our AVX-512 AEAD and X25519 ladder, as GOTATUN_CRYPTO=xcrypto
+	// or -tags purego do. It is process-wide and stays on once set.
+	XCrypto bool
 }
 
 const (
@@ -90,7 +96,7 @@ type Device struct {
 	bind  transport.Bind
 
 	mtu       atomic.Int32
-	bufSize   int
+	bufSize   atomic.Int32 // of buffers taken from now on (bufsize.go)
 	bindBatch int
 	bufPool   sync.Pool
 	batchPool sync.Pool
@@ -133,6 +139,8 @@ type Device struct {
 	cbClosed bool
 	cbWG     sync.WaitGroup // timer callbacks running
 
+	dsched *daita.Scheduler // every DAITA peer's timers
+
 	jitterMu   sync.Mutex
 	jitterRand *mrand.Rand
 
@@ -163,6 +171,7 @@ type deviceStats struct {
 	initiationsSent  atomic.Uint64
 	rxDatagrams      atomic.Uint64
 	tunPackets       atomic.Uint64 // read from the TUN device and handled
+	daitaOversized   atomic.Uint64 // larger than the MTU, sent unpadded
 }
 
 // lockedReader makes a reader safe for concurrent use.
@@ -185,6 +194,12 @@ func New(opts Options) (*Device, error) {
 	}
 	if opts.Bind == nil {
 		return nil, errors.New("device: Options.Bind is nil")
+	}
+	if err := cryptoimpl.EnvError(); err != nil {
+		return nil, fmt.Errorf("device: %w", err)
+	}
+	if opts.XCrypto {
+		cryptoimpl.Force()
 	}
 	d := &Device{
 		log:     opts.Logger,
@@ -215,16 +230,15 @@ func New(opts Options) (*Device, error) {
 	}
 	d.jitterRand = mrand.New(mrand.NewChaCha8(seed))
 	d.indices = newIndexTable(d.rand)
+	d.dsched = daita.NewScheduler(daita.SchedulerOptions{Clock: daitaClock{d.clock}, Rand: d.rand})
 	d.limiter = ratelimit.New(d.clock.Now)
 
 	mtu, err := d.tun.MTU()
 	if err != nil || mtu <= 0 {
 		mtu = defaultMTU
 	}
-	d.mtu.Store(int32(mtu))
-	d.bufSize = bufSizeFor(mtu)
-	size := d.bufSize
-	d.bufPool.New = func() any { return &buffer{b: make([]byte, size)} }
+	d.setMTU(mtu)
+	d.bufPool.New = d.newBuf
 	d.batchPool.New = func() any {
 		return &batch{elems: make([]elem, 0, batchCap), bufs: make([][]byte, 0, batchCap)}
 	}
@@ -268,13 +282,6 @@ func autoWorkers(procs int) int {
 	return procs
 }
 
-// bufSizeFor sizes packet buffers: headroom, the MTU (at least minBufMTU),
-// padding slack and the tag, rounded up to 64 bytes.
-func bufSizeFor(mtu int) int {
-	n := headroom + max(mtu, minBufMTU) + 16 + tagSize
-	return (n + 63) &^ 63
-}
-
 func (d *Device) startReceivers(fns []transport.ReceiveFunc) {
 	d.recvWG.Add(len(fns))
 	for _, fn := range fns {
@@ -282,7 +289,8 @@ func (d *Device) startReceivers(fns []transport.ReceiveFunc) {
 	}
 }
 
-// routineTUNEvents follows the TUN device's MTU.
+// routineTUNEvents follows the TUN device's MTU: padding and packet
+// buffers follow it (bufsize.go).
 func (d *Device) routineTUNEvents() {
 	defer d.wg.Done()
 	events := d.tun.Events()
@@ -297,13 +305,8 @@ func (d *Device) routineTUNEvents() {
 				if err != nil || mtu <= 0 {
 					continue
 				}
-				// Padding may not grow past what the buffers hold.
-				limit := d.bufSize - headroom - tagSize - 16
-				if mtu > limit {
-					d.log.Warn("TUN MTU larger than packet buffers; packets above the old size are dropped", "mtu", mtu, "limit", limit)
-					mtu = limit
-				}
-				d.mtu.Store(int32(mtu))
+				d.log.Debug("TUN MTU changed", "mtu", mtu)
+				d.setMTU(mtu)
 			}
 		case <-d.done:
 			return
@@ -357,6 +360,7 @@ func (d *Device) Close() error {
 		for _, p := range d.peers {
 			p.stopTimers()
 		}
+		d.dsched.Close()
 		d.peersMu.RUnlock()
 		d.cfgMu.Unlock()
 		d.recvWG.Wait()

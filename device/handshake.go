@@ -33,7 +33,7 @@ func (p *Peer) initiate(retry bool) {
 		p.timerEvent(func(now time.Time) { p.timers.firstAttempt = now })
 	}
 	p.hsMu.Lock()
-	if p.hs == nil {
+	if p.hs == nil || p.removed.Load() {
 		p.hsMu.Unlock()
 		return
 	}
@@ -206,7 +206,7 @@ func (d *Device) handleInitiation(id *identity, msg []byte, ep transport.Endpoin
 		return
 	}
 	p.hsMu.Lock()
-	if p.hs != hs {
+	if p.hs != hs || p.removed.Load() { // removed: shutdown has run or waits for hsMu
 		p.hsMu.Unlock()
 		return
 	}

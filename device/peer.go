@@ -6,6 +6,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/noise"
 	"github.com/gotatun/gotatun/transport"
 )
@@ -43,6 +44,8 @@ type Peer struct {
 	// Packets waiting for a session, oldest first, at most maxStaged.
 	stageMu sync.Mutex
 	staged  []elem
+
+	daita atomic.Pointer[daita.Peer] // nil while DAITA is off
 
 	outQ, inQ peerQueue
 	timers    peerTimers
@@ -90,6 +93,7 @@ func (p *Peer) clearEndpointSrc() {
 func (p *Peer) stageLocked(e elem) {
 	if len(p.staged) >= maxStaged {
 		p.d.putBuf(p.staged[0].buf)
+		daitaDropped(&p.staged[0])
 		n := copy(p.staged, p.staged[1:])
 		p.staged[n] = elem{}
 		p.staged = p.staged[:n]
@@ -106,6 +110,7 @@ func (p *Peer) dropStaged() {
 	p.stageMu.Lock()
 	for i := range p.staged {
 		p.d.putBuf(p.staged[i].buf)
+		daitaDropped(&p.staged[i])
 		p.staged[i] = elem{}
 	}
 	p.staged = nil
@@ -225,21 +230,18 @@ func (p *Peer) releaseKeypairs(kps []*noise.Keypair) {
 	}
 }
 
-// zeroKeys erases every session key and the handshake state.
+// zeroKeys erases every session key and the handshake state. It holds
+// hsMu while it takes them, so no handshake installs a keypair or an index
+// in between.
 func (p *Peer) zeroKeys() {
-	kps := p.keypairs.Clear()
-	p.releaseKeypairs(kps)
-	for _, kp := range kps {
-		if kp != nil {
-			kp.Zero()
-		}
-	}
 	p.hsMu.Lock()
+	kps := p.keypairs.Clear()
 	p.dropHandshakeIndexLocked()
 	if p.hs != nil {
 		p.hs.Clear()
 	}
 	p.hsMu.Unlock()
+	p.discard(kps)
 }
 
 // dropHandshakeIndexLocked releases the index of the handshake in flight.
@@ -251,16 +253,12 @@ func (p *Peer) dropHandshakeIndexLocked() {
 }
 
 // shutdown stops the peer for good: timers, keys, staged packets.
+// Handshake code checks removed under hsMu, after zeroKeys here, so a
+// removed peer keeps no index entry and no live key.
 func (p *Peer) shutdown() {
 	p.removed.Store(true)
 	p.stopTimers()
-	p.releaseKeypairs(p.keypairs.Clear())
-	p.hsMu.Lock()
-	p.dropHandshakeIndexLocked()
-	if p.hs != nil {
-		p.hs.Clear()
-	}
-	p.hsMu.Unlock()
+	p.zeroKeys()
 	p.dropStaged()
 }
 
@@ -285,5 +283,6 @@ func (p *Peer) state() PeerState {
 	if s.AllowedIPs == nil {
 		s.AllowedIPs = []netip.Prefix{}
 	}
+	p.daitaState(&s)
 	return s
 }

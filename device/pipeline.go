@@ -4,6 +4,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/noise"
 	"github.com/gotatun/gotatun/transport"
 )
@@ -15,7 +16,7 @@ const headroom = noise.MessageTransportHeaderSize
 // tagSize is the size of the authentication tag after the ciphertext.
 const tagSize = noise.MessageTransportOverhead - noise.MessageTransportHeaderSize
 
-// buffer is one pooled packet buffer of Device.bufSize bytes.
+// buffer is one pooled packet buffer, of Device.bufSize bytes when taken.
 type buffer struct {
 	b []byte
 }
@@ -35,6 +36,9 @@ type elem struct {
 	kp  *noise.Keypair     // inbound: the keypair the packet names
 	ep  transport.Endpoint // inbound: where it came from
 	ok  bool               // crypto succeeded
+	// dt is the DAITA instance that counted this outbound packet in
+	// flight, nil if none.
+	dt *daita.Peer
 }
 
 // batch is a vector of packets of one peer in one direction. It sits on the
@@ -112,16 +116,6 @@ func (q *peerQueue) drain(finish func(*batch)) {
 		if !q.headDone() {
 			return
 		}
-	}
-}
-
-func (d *Device) getBuf() *buffer {
-	return d.bufPool.Get().(*buffer)
-}
-
-func (d *Device) putBuf(b *buffer) {
-	if b != nil {
-		d.bufPool.Put(b)
 	}
 }
 

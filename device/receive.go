@@ -24,6 +24,7 @@ type receiver struct {
 	sizes   []int
 	eps     []transport.Endpoint
 	pending []*batch // one open inbound batch per peer seen in this read
+	size    int      // buffer size when last resized
 }
 
 func (d *Device) newReceiver() *receiver {
@@ -40,6 +41,7 @@ func (d *Device) newReceiver() *receiver {
 		r.holders[i] = d.getBuf()
 		r.bufs[i] = r.holders[i].b
 	}
+	r.size = len(r.holders[0].b)
 	return r
 }
 
@@ -66,6 +68,7 @@ func (d *Device) routineReceive(fn transport.ReceiveFunc) {
 		for i := range n {
 			r.bufs[i] = r.holders[i].b
 		}
+		r.resize()
 	}
 }
 
@@ -242,6 +245,7 @@ func (d *Device) finishInbound(b *batch) {
 		lastEP             transport.Endpoint
 		rx                 uint64
 	)
+	dt := p.daita.Load()
 	for i := range b.elems {
 		e := &b.elems[i]
 		if !e.ok {
@@ -263,6 +267,10 @@ func (d *Device) finishInbound(b *batch) {
 			continue // keepalive
 		}
 		pkt := e.buf.b[headroom : headroom+e.plen]
+		if dt != nil && daitaInbound(dt, pkt) {
+			data = true // a decoy: data for the timers, never for the TUN
+			continue
+		}
 		src, ok := packet.Src(pkt)
 		total, lenOK := packet.TotalLen(pkt)
 		if !ok || !lenOK {

@@ -8,12 +8,6 @@ import (
 	"github.com/gotatun/gotatun/tun"
 )
 
-// readLen is how much of a buffer a TUN read may fill after the headroom,
-// leaving room for padding and the authentication tag.
-func (d *Device) readLen() int {
-	return d.bufSize - headroom - noise.MessageTransportOverhead
-}
-
 // tunReader is the buffers TUN reads fill. One set serves the TUN reader
 // and the goroutines that poll the TUN after writing to it: the TUN
 // device hands batches to handleTUN one at a time.
@@ -22,7 +16,7 @@ type tunReader struct {
 	bufs    [][]byte
 	sizes   []int
 	peers   []*Peer
-	rl      int // how much of a buffer a read may fill
+	size    int // buffer size when last resized
 }
 
 func (d *Device) newTUNReader() *tunReader {
@@ -32,12 +26,12 @@ func (d *Device) newTUNReader() *tunReader {
 		bufs:    make([][]byte, n),
 		sizes:   make([]int, n),
 		peers:   make([]*Peer, n),
-		rl:      headroom + d.readLen(),
 	}
 	for i := range tr.holders {
 		tr.holders[i] = d.getBuf()
-		tr.bufs[i] = tr.holders[i].b[:tr.rl]
+		tr.bufs[i] = tunReadSlice(tr.holders[i])
 	}
+	tr.size = len(tr.holders[0].b)
 	return tr
 }
 
@@ -108,9 +102,13 @@ func (d *Device) handleTUNBatch(cnt int) {
 			if tr.peers[j] != p {
 				continue
 			}
-			p.stageLocked(elem{buf: tr.holders[j], n: tr.sizes[j]})
+			e := elem{buf: tr.holders[j], n: tr.sizes[j]}
+			if p.daita.Load() != nil {
+				e.n, e.dt = d.daitaNormal(p, e.buf, e.n)
+			}
+			p.stageLocked(e)
 			tr.holders[j] = d.getBuf()
-			tr.bufs[j] = tr.holders[j].b[:tr.rl]
+			tr.bufs[j] = tunReadSlice(tr.holders[j])
 			tr.peers[j] = nil
 		}
 		p.stageMu.Unlock()
@@ -121,6 +119,7 @@ func (d *Device) handleTUNBatch(cnt int) {
 		}
 	}
 	d.stats.tunPackets.Add(uint64(cnt))
+	tr.resize(d)
 }
 
 // encrypt pads and seals every packet of an outbound batch in place.
@@ -147,15 +146,23 @@ func (d *Device) finishOutbound(b *batch) {
 	ep, haveEP := p.getEndpoint()
 	if p.removed.Load() || !haveEP {
 		d.stats.noEndpoint.Add(uint64(len(b.elems)))
+		for i := range b.elems {
+			daitaDropped(&b.elems[i])
+		}
 		d.releaseBatch(b)
 		return
 	}
 	var bytes uint64
 	data := false
+	dt := p.daita.Load()
 	for i := range b.elems {
 		e := &b.elems[i]
 		if !e.ok {
+			daitaDropped(e)
 			continue
+		}
+		if dt != nil && e.n > 0 && daitaOutbound(dt, e) {
+			continue // in the delay queue
 		}
 		b.bufs = append(b.bufs, e.buf.b[:e.plen])
 		bytes += uint64(e.plen)

@@ -272,11 +272,17 @@ func newKey(t *testing.T) noise.PrivateKey {
 // SIGTERM and, for gotatun, checks a clean exit.
 func startIface(t *testing.T, n *netns, impl string) *iface {
 	t.Helper()
+	return startIfaceEnv(t, n, impl)
+}
+
+// startIfaceEnv is startIface with extra environment variables.
+func startIfaceEnv(t *testing.T, n *netns, impl string, env ...string) *iface {
+	t.Helper()
 	i := &iface{t: t, ns: n, name: uniq("g"), impl: impl, out: &syncBuffer{}, exited: make(chan struct{})}
 	i.priv = newKey(t)
 	i.pub = i.priv.PublicKey()
 	i.cmd = n.command(context.Background(), filepath.Join(binDir, impl), "-f", i.name)
-	i.cmd.Env = append(os.Environ(), "LOG_LEVEL=error")
+	i.cmd.Env = append(append(os.Environ(), "LOG_LEVEL=error"), env...)
 	i.cmd.Stdout = i.out
 	i.cmd.Stderr = i.out
 	if err := i.cmd.Start(); err != nil {
@@ -362,7 +368,7 @@ type peerConf struct {
 
 func (i *iface) confText(port int, peers ...peerConf) string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "[Interface]\nPrivateKey = %s\n", i.priv)
+	fmt.Fprintf(&b, "[Interface]\nPrivateKey = %s\n", i.priv.Base64())
 	if port != 0 {
 		fmt.Fprintf(&b, "ListenPort = %d\n", port)
 	}

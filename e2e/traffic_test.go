@@ -44,6 +44,8 @@ func runHelper(mode string) int {
 		if err == nil {
 			err = helperSend(os.Getenv(helperAddr), int64(n), seed)
 		}
+	case "udpecho", "udpping":
+		err = runUDPHelper(mode)
 	case "fdexec":
 		err = helperFDExec(os.Getenv(helperAddr), os.Getenv("GOTATUN_E2E_BIN"), os.Getenv("GOTATUN_E2E_FG") == "true")
 	default:

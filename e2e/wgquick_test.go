@@ -36,7 +36,7 @@ MTU = 1380
 PublicKey = %s
 AllowedIPs = %s/32, %s/128
 Endpoint = %s:%d
-`, priv, innerA4, innerA6, portA, b.pub, innerB4, innerB6, link.v4B, portB)
+`, priv.Base64(), innerA4, innerA6, portA, b.pub, innerB4, innerB6, link.v4B, portB)
 	writeFile(t, confPath, conf)
 	b.conf("setconf", b.confText(portB, peerConf{pub: priv.PublicKey(), allowedIPs: []string{innerA4.String() + "/32", innerA6.String() + "/128"}}))
 	b.up(1420, innerB4.String()+"/24", innerB6.String()+"/64")

@@ -116,7 +116,7 @@ func TestWgTool(t *testing.T) {
 
 	t.Run("showconf-round-trip", func(t *testing.T) {
 		conf := s.a.wg("showconf", s.a.name)
-		for _, want := range []string{"PrivateKey = " + s.a.priv.String(), fmt.Sprintf("ListenPort = %d", portA),
+		for _, want := range []string{"PrivateKey = " + s.a.priv.Base64(), fmt.Sprintf("ListenPort = %d", portA),
 			"PublicKey = " + s.b.pub.String(), "AllowedIPs = 10.200.0.2/32", "Endpoint = 192.168.77.2:51821",
 			"PublicKey = " + s.c.pub.String(), "AllowedIPs = 10.200.0.3/32", "Endpoint = 192.168.78.2:51821"} {
 			if !strings.Contains(conf, want) {
@@ -136,7 +136,7 @@ func TestWgTool(t *testing.T) {
 			"allowed-ips", "10.200.0.2/32,10.99.0.0/16,fd00:99::/64")
 		dump := s.a.wg("show", s.a.name, "dump")
 		head := strings.Split(strings.Split(dump, "\n")[0], "\t")
-		if len(head) != 4 || head[0] != s.a.priv.String() || head[1] != s.a.pub.String() || head[2] != strconv.Itoa(portA) || head[3] != "0x42" {
+		if len(head) != 4 || head[0] != s.a.priv.Base64() || head[1] != s.a.pub.String() || head[2] != strconv.Itoa(portA) || head[3] != "0x42" {
 			t.Fatalf("interface line %q", head)
 		}
 		pb := s.a.peer(s.b.pub)
@@ -155,10 +155,10 @@ func TestWgTool(t *testing.T) {
 		// A preshared key on one side only breaks new handshakes, not the
 		// current session; set it on both.
 		pskFile := t.TempDir() + "/psk"
-		writeFile(t, pskFile, psk.String())
+		writeFile(t, pskFile, psk.Base64())
 		s.a.wg("set", s.a.name, "peer", s.b.pub.String(), "preshared-key", pskFile)
 		s.b.wg("set", s.b.name, "peer", s.a.pub.String(), "preshared-key", pskFile)
-		if got := s.a.peer(s.b.pub).psk; got != psk.String() {
+		if got := s.a.peer(s.b.pub).psk; got != psk.Base64() {
 			t.Fatalf("preshared key %q", got)
 		}
 		ping(t, s.na, innerB4, 2)

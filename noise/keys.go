@@ -98,9 +98,15 @@ func isZero(b []byte) bool {
 	return acc == 0
 }
 
-func (k PrivateKey) String() string   { return base64.StdEncoding.EncodeToString(k[:]) }
-func (k PublicKey) String() string    { return base64.StdEncoding.EncodeToString(k[:]) }
-func (k PresharedKey) String() string { return base64.StdEncoding.EncodeToString(k[:]) }
+// String returns the public key in standard base64, as wg(8) shows it.
+func (k PublicKey) String() string { return k.Base64() }
+
+// Base64 returns the key in standard base64, the form of wg(8) and
+// configuration files. For the secret keys it is the only way, with Hex,
+// to get the key as text: String and the fmt verbs redact it.
+func (k PrivateKey) Base64() string   { return base64.StdEncoding.EncodeToString(k[:]) }
+func (k PublicKey) Base64() string    { return base64.StdEncoding.EncodeToString(k[:]) }
+func (k PresharedKey) Base64() string { return base64.StdEncoding.EncodeToString(k[:]) }
 
 // Hex returns the lowercase hex form used by the configuration protocol.
 func (k PrivateKey) Hex() string   { return hex.EncodeToString(k[:]) }
@@ -114,7 +120,9 @@ func ParseKey(s string) ([KeySize]byte, error) {
 	switch len(s) {
 	case 2 * KeySize:
 		if _, err := hex.Decode(out[:], []byte(s)); err != nil {
-			return out, fmt.Errorf("%w: %v", ErrKeyFormat, err)
+			// Not hex's error: it quotes the bad character, a piece of a
+			// secret key.
+			return out, fmt.Errorf("%w: bad hex", ErrKeyFormat)
 		}
 		return out, nil
 	case base64.StdEncoding.EncodedLen(KeySize):

@@ -3,6 +3,9 @@ package noise
 import (
 	"filippo.io/edwards25519"
 	"filippo.io/edwards25519/field"
+	"golang.org/x/crypto/curve25519"
+
+	"github.com/gotatun/gotatun/internal/cryptoimpl"
 )
 
 // X25519 (RFC 7748). golang.org/x/crypto's X25519 goes through
@@ -12,10 +15,42 @@ import (
 // from the fixed-base multiplication on the birationally equivalent
 // Edwards curve, which uses precomputed tables and is faster still.
 
-// x25519 sets dst to X25519(scalar, point) with the Montgomery ladder in
-// constant time. The scalar is clamped here; the point's top bit is
-// ignored and non-canonical values are accepted, as RFC 7748 asks.
+// x25519 sets dst to X25519(scalar, point): all zeros for a low-order
+// point. The point's top bit is ignored and non-canonical values are
+// accepted, as RFC 7748 asks. With x/crypto forced (internal/cryptoimpl)
+// it is x/crypto's; otherwise our ladder.
 func x25519(dst, scalar, point *[32]byte) {
+	if cryptoimpl.XCrypto() {
+		xcryptoX25519(dst, scalar[:], point[:])
+		return
+	}
+	x25519Ladder(dst, scalar, point)
+}
+
+// x25519Base sets dst to X25519(scalar, 9), the public key of scalar.
+func x25519Base(dst, scalar *[32]byte) {
+	if cryptoimpl.XCrypto() {
+		xcryptoX25519(dst, scalar[:], curve25519.Basepoint)
+		return
+	}
+	x25519Edwards(dst, scalar)
+}
+
+// xcryptoX25519 is x25519 with x/crypto, which reports a zero result as
+// an error: dst is then all zeros.
+func xcryptoX25519(dst *[32]byte, scalar, point []byte) {
+	out, err := curve25519.X25519(scalar, point)
+	if err != nil {
+		clear(dst[:])
+		return
+	}
+	copy(dst[:], out)
+	clear(out)
+}
+
+// x25519Ladder sets dst to X25519(scalar, point) with the Montgomery
+// ladder in constant time. The scalar is clamped here.
+func x25519Ladder(dst, scalar, point *[32]byte) {
 	k := PrivateKey(*scalar)
 	k.clamp()
 
@@ -67,10 +102,10 @@ func x25519(dst, scalar, point *[32]byte) {
 	clear(k[:])
 }
 
-// x25519Base sets dst to X25519(scalar, 9): the scalar, clamped and
+// x25519Edwards sets dst to X25519(scalar, 9): the scalar, clamped and
 // reduced modulo the group order (the base point's order, so the result
 // is the same), times the Edwards base point, mapped to its Montgomery u.
-func x25519Base(dst, scalar *[32]byte) {
+func x25519Edwards(dst, scalar *[32]byte) {
 	s, err := edwards25519.NewScalar().SetBytesWithClamping(scalar[:])
 	if err != nil {
 		panic("noise: clamping 32 bytes cannot fail: " + err.Error())

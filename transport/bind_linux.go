@@ -556,6 +556,9 @@ type linuxReceiver struct {
 	errno   error
 	readFn  func(fd uintptr) bool
 	pending pendingGRO
+	// tooLarge: a datagram was dropped for not fitting the caller's
+	// buffer during this call
+	tooLarge bool
 }
 
 // pendingGRO tracks coalesced datagrams read but not yet handed out.
@@ -564,6 +567,9 @@ type pendingGRO struct {
 	off         int      // offset of the next segment in message next
 	ep          Endpoint // endpoint of message next, valid when off > 0
 	seg         int      // segment size of message next, valid when off > 0
+	// retried: the next segment did not fit the last call's buffer and
+	// was kept for one more try, in case the caller grows its buffers
+	retried bool
 }
 
 func newLinuxReceiver(b *LinuxBind, s *linuxSocket) *linuxReceiver {
@@ -707,7 +713,8 @@ func (r *linuxReceiver) receive(bufs [][]byte, sizes []int, eps []Endpoint) (int
 			}
 			n = r.compact(bufs, sizes, eps)
 		}
-		if n > 0 {
+		if n > 0 || r.tooLarge {
+			r.tooLarge = false
 			return n, nil
 		}
 	}
@@ -721,6 +728,7 @@ func (r *linuxReceiver) compact(bufs [][]byte, sizes []int, eps []Endpoint) int 
 		m := &r.msgs[i]
 		if m.hdr.Flags&unix.MSG_TRUNC != 0 {
 			r.b.truncated.Add(1)
+			r.tooLarge = true
 			continue
 		}
 		ep, seg, err := r.endpoint(i)
@@ -773,7 +781,19 @@ func (r *linuxReceiver) drain(bufs [][]byte, sizes []int, eps []Endpoint) int {
 			sizes[out] = chunk
 			eps[out] = p.ep
 			out++
+			p.retried = false
 		} else {
+			// Kept for the next call, which may bring larger buffers;
+			// dropped if it does not.
+			r.tooLarge = true
+			if out > 0 {
+				break
+			}
+			if !p.retried {
+				p.retried = true
+				break
+			}
+			p.retried = false
 			r.b.segTooLarge.Add(1)
 		}
 		p.off += chunk

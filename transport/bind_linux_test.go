@@ -488,3 +488,43 @@ func FuzzParseRecvControl(f *testing.F) {
 		}
 	})
 }
+
+func TestLinuxBindGrowBuffers(t *testing.T) {
+	for _, c := range linuxConfigs {
+		t.Run(c.name, func(t *testing.T) {
+			b := NewLinuxBind(c.cfg)
+			openBind(t, b, 0)
+			_, gro := b.Offloads()
+			b.Close()
+			// With UDP_GRO the datagram waits in the bind's own buffer;
+			// without, the kernel has already cut it short.
+			testBindGrowBuffers(t, NewLinuxBind(c.cfg), b, netip.MustParseAddr("127.0.0.1"), gro)
+		})
+	}
+}
+
+func TestSocketFDs(t *testing.T) {
+	b := NewLinuxBind(LinuxBindConfig{})
+	if v4, v6 := b.SocketFDs(); v4 != -1 || v6 != -1 {
+		t.Fatalf("closed bind has descriptors %d, %d", v4, v6)
+	}
+	_, port, err := b.Open(0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v4, _ := b.SocketFDs()
+	if v4 < 0 {
+		t.Fatal("no IPv4 descriptor")
+	}
+	sa, err := unix.Getsockname(v4)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if in4, ok := sa.(*unix.SockaddrInet4); !ok || in4.Port != int(port) {
+		t.Fatalf("descriptor %d is bound to %v, want port %d", v4, sa, port)
+	}
+	b.Close()
+	if v4, v6 := b.SocketFDs(); v4 != -1 || v6 != -1 {
+		t.Fatalf("closed bind has descriptors %d, %d", v4, v6)
+	}
+}

@@ -74,6 +74,8 @@ func (b *memBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 	// lent datagram too long sees garbage.
 	var lent [][]byte
 	lend := false
+	var kept datagram // a datagram too large for the last call's buffer
+	held, retried := false, false
 	recv := func(bufs [][]byte, sizes []int, eps []Endpoint) (int, error) {
 		for _, l := range lent {
 			for i := range l {
@@ -83,16 +85,29 @@ func (b *memBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 		clear(lent)
 		lent = lent[:0]
 		var d datagram
-		select {
-		case d = <-queue:
-		case <-done:
-			return 0, ErrClosed
+		if held {
+			d, held = kept, false
+		} else {
+			select {
+			case d = <-queue:
+			case <-done:
+				return 0, ErrClosed
+			}
 		}
 		n := 0
 		for {
-			// A datagram larger than its buffer is dropped, never
-			// truncated, as the Linux bind does.
-			if len(d.data) <= len(bufs[n]) {
+			// A datagram larger than its buffer is never truncated: as
+			// the Linux bind does, it is kept for the next call if
+			// datagrams precede it or it is its first try (the caller
+			// may grow its buffers), else dropped.
+			if len(d.data) > len(bufs[n]) {
+				if n > 0 || !retried {
+					kept, held, retried = d, true, n == 0
+					return n, nil
+				}
+				retried = false
+			} else {
+				retried = false
 				if lend = !lend; lend {
 					bufs[n] = d.data[:len(d.data):len(d.data)]
 					lent = append(lent, bufs[n])

@@ -124,8 +124,9 @@ func stdReceiver(c *net.UDPConn) ReceiveFunc {
 				return 0, fmt.Errorf("transport: receive: %w", err)
 			}
 			if flags&msgTrunc != 0 {
-				// Larger than the buffer: drop rather than deliver a prefix.
-				continue
+				// Larger than the buffer: drop rather than deliver a
+				// prefix, and let the caller grow its buffers.
+				return 0, nil
 			}
 			sizes[0] = n
 			eps[0] = Endpoint{Dst: netip.AddrPortFrom(from.Addr().Unmap(), from.Port())}

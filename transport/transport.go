@@ -30,9 +30,12 @@ func (e Endpoint) String() string { return e.Dst.String() }
 // lends one of its own: it sets bufs[i] to a slice of its memory holding the
 // datagram, valid until the next call of the same function (so a caller
 // that keeps a datagram longer copies it, and passes its own buffers again
-// on every call). A datagram longer than the caller's bufs[i] is dropped
-// either way. After the Bind is closed it returns ErrClosed (possibly
-// wrapped).
+// on every call). A datagram longer than the caller's bufs[i] is never
+// truncated: when it would be the first of a batch, the function returns 0
+// and no error, so that a caller whose buffers fall short of a grown MTU
+// can resize them, and it may keep the datagram for that next call; one
+// that does not fit then is dropped. After the Bind is closed it returns
+// ErrClosed (possibly wrapped).
 type ReceiveFunc func(bufs [][]byte, sizes []int, eps []Endpoint) (n int, err error)
 
 // Bind is a set of UDP sockets sharing one port.

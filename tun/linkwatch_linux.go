@@ -167,7 +167,9 @@ func (d *LinuxDevice) netnsInode() uint64 {
 
 // noteGone is called when the descriptor reports the interface gone.
 func (d *LinuxDevice) noteGone() {
-	d.goneOnce.Do(func() { close(d.gone) })
+	if d.gone != nil {
+		d.goneOnce.Do(func() { close(d.gone) })
+	}
 }
 
 // routineGone sends EventDeleted when a read found the interface gone.

@@ -3,6 +3,7 @@ package tun
 import (
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Memory is an in-memory Device. Packets the owner injects with Inject appear
@@ -10,14 +11,20 @@ import (
 // privileges and is safe for concurrent use.
 type Memory struct {
 	name      string
-	mtu       int
+	mtu       atomic.Int32
 	batchSize int
 	in        chan *[]byte // packets waiting to be Read
 	out       chan []byte  // packets Written, for the owner
 	events    chan Event
 	closed    chan struct{}
 	closeOnce sync.Once
+	evMu      sync.Mutex // guards sending on events against Close
 	pool      sync.Pool
+
+	readMu  sync.Mutex // serialises Read, for kept
+	kept    *[]byte    // a packet too large for the last Read's buffer
+	retried bool       // kept was too large for the last Read already
+
 }
 
 // NewMemory returns an in-memory device with the given name and MTU whose
@@ -28,15 +35,14 @@ func NewMemory(name string, mtu, queueLen int) *Memory {
 	}
 	m := &Memory{
 		name:      name,
-		mtu:       mtu,
 		batchSize: 128,
 		in:        make(chan *[]byte, queueLen),
 		out:       make(chan []byte, queueLen),
 		events:    make(chan Event, 4),
 		closed:    make(chan struct{}),
 	}
-	bufCap := mtu + 64
-	m.pool.New = func() any { b := make([]byte, 0, bufCap); return &b }
+	m.mtu.Store(int32(mtu))
+	m.pool.New = func() any { b := make([]byte, 0, int(m.mtu.Load())+64); return &b }
 	m.events <- EventUp
 	return m
 }
@@ -63,20 +69,34 @@ func (m *Memory) Recycle(b []byte) { m.pool.Put(&b) }
 
 // Read implements Device.
 func (m *Memory) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
+	m.readMu.Lock()
+	defer m.readMu.Unlock()
 	n := 0
 	for n == 0 {
 		// Block for the first packet, then take what is already queued.
 		var bp *[]byte
-		select {
-		case bp = <-m.in:
-		case <-m.closed:
-			return 0, ErrClosed
+		if m.kept != nil {
+			bp, m.kept = m.kept, nil
+		} else {
+			select {
+			case bp = <-m.in:
+			case <-m.closed:
+				return 0, ErrClosed
+			}
 		}
 		for {
 			if pkt := *bp; len(pkt) <= len(bufs[n])-offset {
 				sizes[n] = copy(bufs[n][offset:], pkt)
 				n++
-			} // else: too large for the buffer, dropped
+				m.retried = false
+			} else if n > 0 || !m.retried {
+				// Kept for the next call, which may bring larger
+				// buffers (the MTU grew); dropped if it does not.
+				m.kept, m.retried = bp, n == 0
+				return n, nil
+			} else {
+				m.retried = false
+			}
 			m.pool.Put(bp)
 			if n == len(bufs) {
 				return n, nil
@@ -110,7 +130,28 @@ func (m *Memory) Write(bufs [][]byte, offset int) (int, error) {
 }
 
 // MTU implements Device.
-func (m *Memory) MTU() (int, error) { return m.mtu, nil }
+func (m *Memory) MTU() (int, error) { return int(m.mtu.Load()), nil }
+
+// SetMTU changes the MTU and reports EventMTUUpdate, as the kernel does
+// for `ip link set IFACE mtu N`.
+func (m *Memory) SetMTU(mtu int) error {
+	if mtu <= 0 || mtu > 65535 {
+		return fmt.Errorf("tun: MTU %d out of range", mtu)
+	}
+	m.evMu.Lock()
+	defer m.evMu.Unlock()
+	select {
+	case <-m.closed:
+		return ErrClosed
+	default:
+	}
+	m.mtu.Store(int32(mtu))
+	select {
+	case m.events <- EventMTUUpdate:
+	default: // one pending update is enough: MTU reads the latest
+	}
+	return nil
+}
 
 // Name implements Device.
 func (m *Memory) Name() (string, error) { return m.name, nil }
@@ -124,6 +165,8 @@ func (m *Memory) BatchSize() int { return m.batchSize }
 // Close implements Device.
 func (m *Memory) Close() error {
 	m.closeOnce.Do(func() {
+		m.evMu.Lock()
+		defer m.evMu.Unlock()
 		close(m.closed)
 		close(m.events)
 	})

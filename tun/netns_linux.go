@@ -222,12 +222,13 @@ func (d *LinuxDevice) netnsID(nsfd int) (int32, error) {
 func (d *LinuxDevice) nsidRequest(typ uint16, nsfd int) (int32, error) {
 	d.nlSeq++
 	req := nsidRequestMessage(typ, d.nlSeq, nsfd)
-	if err := unix.Sendto(d.nlReq, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+	fd := int(d.nlReq.Fd())
+	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		return nsUnknown, fmt.Errorf("tun: namespace id request: %w", err)
 	}
 	buf := make([]byte, 4096)
 	for {
-		n, _, err := unix.Recvfrom(d.nlReq, buf, 0)
+		n, _, err := unix.Recvfrom(fd, buf, 0)
 		if err == unix.EINTR {
 			continue
 		}
@@ -329,21 +330,21 @@ func parseNsidReply(b []byte, seq uint32) (id int32, done bool, err error) {
 // openRequestSocket opens the netlink socket for namespace id requests in
 // the current (home) namespace, with a receive timeout so a lost answer
 // cannot stall the link watcher.
-func openRequestSocket() (int, error) {
+func openRequestSocket() (*os.File, error) {
 	fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_ROUTE)
 	if err != nil {
-		return -1, fmt.Errorf("tun: netlink socket: %w", err)
+		return nil, fmt.Errorf("tun: netlink socket: %w", err)
 	}
 	tv := unix.NsecToTimeval(nsRequestTimeout.Nanoseconds())
 	if err := unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("tun: netlink socket: %w", err)
+		return nil, fmt.Errorf("tun: netlink socket: %w", err)
 	}
 	if err := unix.Bind(fd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
 		unix.Close(fd)
-		return -1, fmt.Errorf("tun: netlink bind: %w", err)
+		return nil, fmt.Errorf("tun: netlink bind: %w", err)
 	}
-	return fd, nil
+	return os.NewFile(uintptr(fd), "netlink requests"), nil
 }
 
 // isGone reports whether err from the TUN descriptor means the interface

@@ -35,6 +35,14 @@ type vnetReader struct {
 	segSizes   []int
 	next, segN int
 	arena      []byte
+
+	// dropped: a packet did not fit the caller's buffer since the last
+	// readVnet
+	dropped bool
+	// retried: the packet (or segment) next in line did not fit the
+	// buffers of the last call and was kept for one more try, in case
+	// the caller grows them (its MTU grew)
+	retried bool
 }
 
 func (r *vnetReader) init() {
@@ -73,15 +81,20 @@ func (d *LinuxDevice) readVnet(fd uintptr, c *readCall) {
 	r := &d.vr
 	bufs, sizes, offset := c.bufs, c.sizes, c.offset
 	n := 0
-	defer func() { c.n = n }()
+	defer func() { c.n, c.dropped, r.dropped = n, r.dropped, false }()
 	for {
 		for r.next < r.segN && n < len(bufs) {
 			seg := r.segs[r.next][:r.segSizes[r.next]]
-			r.next++
 			if offset+len(seg) > len(bufs[n]) {
+				if r.tooLarge(n == 0) {
+					return
+				}
+				r.next++
 				d.readTooLarge.Add(1)
 				continue
 			}
+			r.next++
+			r.retried = false
 			sizes[n] = copy(bufs[n][offset:], seg)
 			n++
 		}
@@ -140,12 +153,32 @@ func (d *LinuxDevice) split(out [][]byte, sizes []int, offset int, first bool) (
 			d.readBad.Add(1)
 		}
 	case errors.Is(err, packet.ErrBufferTooSmall):
+		if r.tooLarge(first) {
+			return 0, true
+		}
 		d.readTooLarge.Add(1)
 	default:
 		d.readBad.Add(1)
 	}
 	r.have = false
+	r.retried = false
 	return n, false
+}
+
+// tooLarge decides about a packet that does not fit the caller's buffer:
+// true keeps it for the next call (when packets precede it in this call,
+// or the first time), false drops it.
+func (r *vnetReader) tooLarge(first bool) bool {
+	r.dropped = true
+	if !first {
+		return true
+	}
+	if !r.retried {
+		r.retried = true
+		return true
+	}
+	r.retried = false
+	return false
 }
 
 // splitInternal splits a super-packet into internal buffers sized for its

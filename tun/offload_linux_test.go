@@ -325,8 +325,17 @@ func FuzzVnetSplit(f *testing.F) {
 		for _, nbufs := range []int{1, 3, 128} {
 			d.vr.plen = copy(d.vr.buf, data)
 			d.vr.have = true
-			d.vr.next, d.vr.segN = 0, 0
+			d.vr.next, d.vr.segN, d.vr.retried = 0, 0, false
 			k, wait := d.split(bufs[:nbufs], sizes[:nbufs], 8, true)
+			if wait {
+				// Too large for the buffers: kept for one more call
+				// (with larger buffers, after an MTU change), then
+				// dropped.
+				if k != 0 || !d.vr.have || !d.vr.retried {
+					t.Fatalf("split waited with %d packets, have %v, retried %v", k, d.vr.have, d.vr.retried)
+				}
+				k, wait = d.split(bufs[:nbufs], sizes[:nbufs], 8, true)
+			}
 			if wait || k > nbufs || d.vr.have {
 				t.Fatalf("split returned %d, wait %v with %d buffers", k, wait, nbufs)
 			}

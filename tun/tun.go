@@ -32,7 +32,11 @@ const (
 type Device interface {
 	// Read reads up to len(bufs) packets. It blocks until at least one is
 	// available and returns how many were read. A packet larger than its
-	// buffer is dropped (never truncated) and counted by the implementation.
+	// buffer is never truncated: when it would be the first of a batch,
+	// Read returns 0 and no error, so that a caller whose buffers fall
+	// short of a grown MTU can resize them, and it may keep the packet for
+	// that next call; a packet that does not fit then is dropped and
+	// counted by the implementation.
 	Read(bufs [][]byte, sizes []int, offset int) (n int, err error)
 	// Write writes the packets and returns how many were written.
 	Write(bufs [][]byte, offset int) (n int, err error)
@@ -58,7 +62,8 @@ type Device interface {
 // Read; handle may replace bufs[i] for later batches.
 type BatchReader interface {
 	// ReadFunc waits until packets are queued, then reads them into bufs
-	// and calls handle(n) for each batch of n, and returns.
+	// and calls handle(n) for each batch of n, and returns. It calls
+	// handle(0) when every packet it read was too large for its buffer.
 	ReadFunc(bufs [][]byte, sizes []int, offset int, handle func(n int)) error
 	// PollFunc is ReadFunc without waiting: it returns false at once if
 	// nothing is queued or another call is reading, and never errs (the

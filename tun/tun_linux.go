@@ -72,7 +72,7 @@ type LinuxDevice struct {
 	offloads int  // TUN_F_* flags the kernel accepted
 
 	nl        *os.File // NETLINK_ROUTE socket subscribed to link changes
-	nlReq     int      // NETLINK_ROUTE socket for namespace id requests, -1 when closed
+	nlReq     *os.File // NETLINK_ROUTE socket for namespace id requests
 	nlSeq     uint32   // sequence number of the last request on nlReq
 	events    chan Event
 	closed    chan struct{}
@@ -173,7 +173,7 @@ func CreateTUNFromFile(file *os.File, mtu int) (Device, error) {
 
 // newLinuxDevice finishes setting up the TUN descriptor fd, which it owns.
 func newLinuxDevice(fd int, mtu int) (_ *LinuxDevice, err error) {
-	d := &LinuxDevice{ctl: -1, nlReq: -1, events: make(chan Event, 16), closed: make(chan struct{}), gone: make(chan struct{})}
+	d := &LinuxDevice{ctl: -1, events: make(chan Event, 16), closed: make(chan struct{}), gone: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			d.release()
@@ -239,7 +239,6 @@ func newLinuxDevice(fd int, mtu int) (_ *LinuxDevice, err error) {
 	}
 	d.nl = os.NewFile(uintptr(nlfd), "netlink")
 	if d.nlReq, err = openRequestSocket(); err != nil {
-		d.nlReq = -1
 		return nil, err
 	}
 
@@ -270,16 +269,22 @@ func newLinuxDevice(fd int, mtu int) (_ *LinuxDevice, err error) {
 		d.rd.overflow = make([]byte, maxPacket)
 		d.wr.fn = d.writePackets
 	}
+	d.setCallbacks()
+	d.wg.Add(2)
+	go d.routineLinkEvents(up, uint32(curMTU))
+	go d.routineGone()
+	return d, nil
+}
+
+// setCallbacks builds the descriptor callbacks of reads once, so reading
+// allocates nothing.
+func (d *LinuxDevice) setCallbacks() {
 	d.readCB = func(fd uintptr) bool {
 		d.readMu.Lock()
 		defer d.readMu.Unlock()
 		return d.readAndHandle(fd, &d.rcall)
 	}
 	d.pollCB = func(fd uintptr) { d.pcall.handled = d.readAndHandle(fd, &d.pcall) }
-	d.wg.Add(2)
-	go d.routineLinkEvents(up, uint32(curMTU))
-	go d.routineGone()
-	return d, nil
 }
 
 // release closes what has been opened so far.
@@ -287,8 +292,8 @@ func (d *LinuxDevice) release() {
 	if d.nl != nil {
 		d.nl.Close()
 	}
-	if d.nlReq >= 0 {
-		unix.Close(d.nlReq)
+	if d.nlReq != nil {
+		d.nlReq.Close()
 	}
 	if d.f != nil {
 		d.f.Close()
@@ -422,14 +427,22 @@ func (d *LinuxDevice) Close() error {
 	var err error
 	d.closeOnce.Do(func() {
 		close(d.closed)
-		errNL := d.nl.Close()
-		unix.Close(d.nlReq)
+		var errNL, errCtl error
+		if d.nl != nil {
+			errNL = d.nl.Close()
+		}
 		errF := d.f.Close()
 		d.ctlMu.Lock()
-		errCtl := unix.Close(d.ctl)
+		if d.ctl >= 0 {
+			errCtl = unix.Close(d.ctl)
+		}
 		d.ctl = -1
 		d.ctlMu.Unlock()
 		d.wg.Wait()
+		// Only the link watcher uses it, with system calls of its own.
+		if d.nlReq != nil {
+			d.nlReq.Close()
+		}
 		close(d.events)
 		err = errors.Join(errNL, errF, errCtl)
 	})
@@ -462,6 +475,8 @@ type readCall struct {
 	n       int
 	err     error
 	handled bool
+	// dropped: a packet too large for its buffer was dropped
+	dropped bool
 }
 
 // Read implements Device.
@@ -527,7 +542,7 @@ func (d *LinuxDevice) read(bufs [][]byte, sizes []int, offset int, handle func(n
 func (d *LinuxDevice) readAndHandle(fd uintptr, c *readCall) bool {
 	done := false
 	for {
-		c.n, c.err = 0, nil
+		c.n, c.err, c.dropped = 0, nil, false
 		if d.vnet {
 			d.readVnet(fd, c)
 		} else {
@@ -537,7 +552,13 @@ func (d *LinuxDevice) readAndHandle(fd uintptr, c *readCall) bool {
 			return true
 		}
 		if c.n == 0 {
-			return done
+			if c.dropped && c.handle != nil && !done {
+				// Tell the caller its buffers are too small (the MTU
+				// grew), so it can grow them before the next read.
+				c.handle(0)
+				return true
+			}
+			return done || c.dropped
 		}
 		done = true
 		if c.handle == nil {
@@ -570,6 +591,7 @@ func (d *LinuxDevice) readPlain(fd uintptr, c *readCall) {
 		case 0:
 			if int(n) > len(room) {
 				d.readTooLarge.Add(1)
+				c.dropped = true
 				continue
 			}
 			c.sizes[c.n] = int(n)

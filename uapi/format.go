@@ -60,6 +60,7 @@ func AppendGet(b []byte, s device.State) []byte {
 		b = appendUint(b, "tx_bytes", p.TxBytes)
 		b = appendUint(b, "rx_bytes", p.RxBytes)
 		b = appendUint(b, "persistent_keepalive_interval", uint64(p.PersistentKeepalive/time.Second))
+		b = appendDAITA(b, p.DAITA, p.DAITAStats)
 		for _, pfx := range p.AllowedIPs {
 			b = append(b, "allowed_ip="...)
 			b = pfx.AppendTo(b)
@@ -125,6 +126,7 @@ func AppendSet(b []byte, c device.Config) []byte {
 		if p.PersistentKeepalive != nil {
 			b = appendUint(b, "persistent_keepalive_interval", uint64(*p.PersistentKeepalive/time.Second))
 		}
+		b = appendDAITASet(b, p)
 		if p.ReplaceAllowedIPs {
 			b = append(b, "replace_allowed_ips=true\n"...)
 		}

@@ -144,18 +144,20 @@ type setParser struct {
 	cfg  device.Config
 	peer int  // index of the current peer section in cfg.Peers
 	in   bool // whether a public_key line has started a peer section
-	line int
-	err  *Error
+	// daitaOn: daita_enable=1 came in this peer section.
+	daitaOn bool
+	line    int
+	err     *Error
 }
 
 func (p *setParser) fail(errno syscall.Errno, key, value string, err error) {
-	p.err = &Error{Errno: errno, Line: p.line, Key: key, Value: shortValue(value), Err: err}
+	p.err = &Error{Errno: errno, Line: p.line, Key: quotable("", key), Value: quotable(key, value), Err: scrubError(err)}
 }
 
 func (p *setParser) handleLine(line string) {
 	key, value, ok := strings.Cut(line, "=")
 	if !ok {
-		p.fail(ErrnoProtocol, "", "", fmt.Errorf("%w: %q", ErrSyntax, shortValue(line)))
+		p.fail(ErrnoProtocol, "", "", fmt.Errorf("%w: %q", ErrSyntax, quotable("", line)))
 		return
 	}
 	if key == "public_key" {
@@ -167,6 +169,7 @@ func (p *setParser) handleLine(line string) {
 		p.cfg.Peers = append(p.cfg.Peers, device.PeerConfig{PublicKey: noise.PublicKey(k)})
 		p.peer = len(p.cfg.Peers) - 1
 		p.in = true
+		p.daitaOn = false
 		return
 	}
 	if !p.in {
@@ -224,7 +227,7 @@ func isPeerKey(key string) bool {
 		"protocol_version":
 		return true
 	}
-	return false
+	return isDAITAKey(key)
 }
 
 func (p *setParser) peerLine(pc *device.PeerConfig, key, value string) {
@@ -297,6 +300,10 @@ func (p *setParser) peerLine(pc *device.PeerConfig, key, value string) {
 			return
 		}
 	default:
+		if isDAITAKey(key) {
+			p.daitaLine(pc, key, value)
+			return
+		}
 		if key == "private_key" || key == "listen_port" || key == "fwmark" || key == "replace_peers" {
 			p.fail(ErrnoInvalid, key, value, errors.New("device key after a public_key line"))
 			return
@@ -321,7 +328,13 @@ func parseHexKey(s string) ([noise.KeySize]byte, error) {
 		return k, fmt.Errorf("key must be %d hex digits, got %d characters", 2*noise.KeySize, len(s))
 	}
 	if _, err := hex.Decode(k[:], []byte(s)); err != nil {
-		return k, fmt.Errorf("key is not hex: %w", err)
+		// hex's error quotes the bad character: a piece of the key.
+		for i := 0; i < len(s); i++ {
+			if _, err := strconv.ParseUint(s[i:i+1], 16, 8); err != nil {
+				return k, fmt.Errorf("key is not hex: character %d is not a hex digit", i+1)
+			}
+		}
+		return k, errors.New("key is not hex")
 	}
 	return k, nil
 }

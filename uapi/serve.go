@@ -123,7 +123,7 @@ func serveTransactions(rw io.ReadWriter, dev Configurable, log *slog.Logger, tx 
 				return
 			}
 		default:
-			log.Error("uapi: unknown operation; closing connection", "op", shortValue(string(op)))
+			log.Error("uapi: unknown operation; closing connection", "op", quotable("", string(op)))
 			return
 		}
 		if err := bw.Flush(); err != nil {

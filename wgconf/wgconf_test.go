@@ -45,8 +45,8 @@ func TestParse(t *testing.T) {
 		t.Fatal(err)
 	}
 	ifc := c.Interface
-	if ifc.PrivateKey.String() != privB64 {
-		t.Errorf("private key %v", ifc.PrivateKey)
+	if ifc.PrivateKey.Base64() != privB64 {
+		t.Errorf("private key %v", ifc.PrivateKey.Base64())
 	}
 	wantAddrs := []netip.Prefix{
 		netip.MustParsePrefix("10.0.0.2/24"), netip.MustParsePrefix("fd00::2/64"), netip.MustParsePrefix("10.0.1.2/32"),
@@ -68,7 +68,7 @@ func TestParse(t *testing.T) {
 		t.Fatalf("%d peers", len(c.Peers))
 	}
 	p := c.Peers[0]
-	if p.PublicKey.String() != pub1B64 || p.PresharedKey == nil || p.PresharedKey.String() != pskB64 ||
+	if p.PublicKey.String() != pub1B64 || p.PresharedKey == nil || p.PresharedKey.Base64() != pskB64 ||
 		p.Endpoint != "192.0.2.1:51820" || p.PersistentKeepalive != 25*time.Second || len(p.AllowedIPs) != 2 || p.Line != 11 {
 		t.Errorf("peer 0: %+v", p)
 	}

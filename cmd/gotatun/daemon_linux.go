@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/gotatun/gotatun/device"
-	"github.com/gotatun/gotatun/transport"
 	"github.com/gotatun/gotatun/tun"
 	"github.com/gotatun/gotatun/uapi"
 )
@@ -63,7 +62,7 @@ func runForeground(a daemonArgs, stderr io.Writer) int {
 		return fail("cannot create configuration socket for %s: %v%s", ifname, err, privilegeHint(err))
 	}
 	wt := watchTUN(tdev)
-	dev, err := device.New(device.Options{TUN: wt, Bind: transport.NewDefaultBind(), Logger: log})
+	dev, err := device.New(device.Options{TUN: wt, Bind: newBind(), Logger: log})
 	if err != nil {
 		ln.Close()
 		wt.Close()
@@ -140,7 +139,7 @@ func openTUN(ifname string) (tun.Device, error) {
 	if f != nil {
 		return tun.CreateTUNFromFile(f, 0)
 	}
-	return tun.CreateTUN(ifname, defaultMTU)
+	return createTUN(ifname, defaultMTU)
 }
 
 // openUAPI creates the configuration socket, or takes the one in

@@ -52,9 +52,11 @@ type Table[P comparable] struct {
 // New returns an empty table. It is the same as a zero Table.
 func New[P comparable]() *Table[P] { return &Table[P]{} }
 
-// Lookup returns the peer owning the longest prefix that contains addr. An
-// IPv4-mapped IPv6 address is looked up as the IPv4 address it maps. It takes
-// no lock and does not allocate.
+// Lookup returns the peer owning the longest prefix that contains addr. The
+// table is chosen by the address's family, as the kernel does: an
+// IPv4-mapped IPv6 address (::ffff:a.b.c.d, the source or destination of an
+// IPv6 packet) is an IPv6 address, matched only by IPv6 prefixes such as
+// ::ffff:0:0/96, never by IPv4 ones. It takes no lock and does not allocate.
 func (t *Table[P]) Lookup(addr netip.Addr) (p P, ok bool) {
 	s := t.snap.Load()
 	if s == nil {
@@ -63,8 +65,8 @@ func (t *Table[P]) Lookup(addr netip.Addr) (p P, ok bool) {
 	var n *node[P]
 	var hi, lo uint64
 	var maxBits uint8
-	if addr.Is4() || addr.Is4In6() {
-		a := addr.Unmap().As4()
+	if addr.Is4() {
+		a := addr.As4()
 		hi = uint64(a[0])<<56 | uint64(a[1])<<48 | uint64(a[2])<<40 | uint64(a[3])<<32
 		n, maxBits = s.v4, 32
 	} else if addr.Is6() {

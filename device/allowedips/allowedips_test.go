@@ -49,8 +49,8 @@ func TestLongestMatchAcrossPeers(t *testing.T) {
 	wantLookup(t, tb, "10.2.0.0", "A", true)
 	wantLookup(t, tb, "11.0.0.0", "", false)
 	wantLookup(t, tb, "9.255.255.255", "", false)
-	// IPv4-mapped IPv6 is looked up as IPv4.
-	wantLookup(t, tb, "::ffff:10.1.2.3", "C", true)
+	// IPv4-mapped IPv6 is IPv6: no IPv4 prefix matches it.
+	wantLookup(t, tb, "::ffff:10.1.2.3", "", false)
 	// The IPv6 trie is separate.
 	wantLookup(t, tb, "a01::", "", false)
 	if tb.Len() != 3 {
@@ -355,4 +355,38 @@ func benchPrefixes(n int, v6 bool) []netip.Prefix {
 	// Host routes last so each one's own address finds itself.
 	slices.SortStableFunc(out, func(a, b netip.Prefix) int { return a.Bits() - b.Bits() })
 	return out
+}
+
+// The table follows the packet's family, as the kernel does: an
+// IPv4-mapped IPv6 address is an IPv6 address.
+func TestIPv4MappedIPv6(t *testing.T) {
+	tb := New[string]()
+	tb.Insert(pfx("10.0.0.2/32"), "v4owner")
+	tb.Insert(pfx("::/0"), "v6default")
+	// An IPv6 source ::ffff:10.0.0.2 belongs to the owner of ::/0, not to
+	// the peer owning 10.0.0.2/32 (the inbound source check).
+	wantLookup(t, tb, "::ffff:10.0.0.2", "v6default", true)
+	// Outbound to ::ffff:10.0.0.2 likewise goes to the IPv6 owner.
+	wantLookup(t, tb, "::ffff:10.0.0.3", "v6default", true)
+	wantLookup(t, tb, "10.0.0.2", "v4owner", true)
+	wantLookup(t, tb, "10.0.0.3", "", false)
+
+	// A configured ::ffff:0:0/96 matches every mapped address and nothing
+	// IPv4 or other IPv6.
+	tb.Insert(pfx("::ffff:0:0/96"), "mapped")
+	tb.Insert(pfx("::ffff:10.0.0.0/104"), "mapped10")
+	wantLookup(t, tb, "::ffff:192.0.2.1", "mapped", true)
+	wantLookup(t, tb, "::ffff:10.9.9.9", "mapped10", true)
+	wantLookup(t, tb, "::ffff:10.0.0.2", "mapped10", true)
+	wantLookup(t, tb, "192.0.2.1", "", false)
+	wantLookup(t, tb, "10.0.0.2", "v4owner", true)
+	wantLookup(t, tb, "::fffe:c000:201", "v6default", true)
+	if got := tb.Prefixes("mapped"); len(got) != 1 || got[0] != pfx("::ffff:0:0/96") {
+		t.Fatalf("Prefixes = %v", got)
+	}
+	// Without any IPv6 prefix a mapped address has no owner.
+	tb.RemovePeer("v6default")
+	tb.RemovePeer("mapped")
+	tb.RemovePeer("mapped10")
+	wantLookup(t, tb, "::ffff:10.0.0.2", "", false)
 }

@@ -44,7 +44,6 @@ func (r *reference) removePeer(peer uint8) {
 }
 
 func (r *reference) lookup(a netip.Addr) (uint8, bool) {
-	a = a.Unmap()
 	best := -1
 	var peer uint8
 	for _, e := range r.entries {

@@ -1,25 +1,15 @@
-// Package chachapoly is the ChaCha20-Poly1305 AEAD of RFC 8439, with
-// AVX-512 code for ChaCha20 and AVX-512 IFMA code for Poly1305. On other
-// amd64 CPUs New returns golang.org/x/crypto's AEAD (its AVX2 assembly is
-// faster there); on other platforms it uses x/crypto's ChaCha20 and a
-// portable Poly1305, neither of which allocates.
+//go:build amd64 && !purego
+
 package chachapoly
 
 import (
-	"crypto/cipher"
 	"crypto/subtle"
 	"encoding/binary"
 	"errors"
 	"unsafe"
-
-	"golang.org/x/crypto/chacha20poly1305"
 )
 
 const (
-	KeySize   = 32
-	NonceSize = 12
-	Overhead  = 16
-
 	// The 32-bit block counter starts at 1 for the message (block 0 makes
 	// the Poly1305 key), which bounds one message to 2^32-1 blocks.
 	maxPlaintext = (1<<32 - 1) * 64
@@ -34,17 +24,6 @@ var errOpen = errors.New("chachapoly: message authentication failed")
 // zeroBlock is the input that turns one keystream block into the
 // Poly1305 key.
 var zeroBlock [64]byte
-
-// New returns a ChaCha20-Poly1305 AEAD for a 32-byte key.
-func New(key []byte) (cipher.AEAD, error) {
-	if len(key) != KeySize {
-		return nil, errors.New("chachapoly: the key must be 32 bytes")
-	}
-	if xcryptoIsFaster && (!useAVX512 || !useIFMA) {
-		return chacha20poly1305.New(key)
-	}
-	return newAEAD(key), nil
-}
 
 type aead struct {
 	key [8]uint32

@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 package chachapoly
 
 import (
@@ -9,33 +11,27 @@ import (
 	"golang.org/x/crypto/chacha20poly1305"
 )
 
-// forEachPath runs f with each combination of ChaCha20 and Poly1305 code
-// that this machine can run: both in assembly, the assembly ChaCha20 with
-// the portable Poly1305, and both portable (what other platforms use).
+// forEachPath runs f with each combination of our code that this machine
+// can run: both ChaCha20 and Poly1305 in assembly, and the assembly
+// ChaCha20 with only the Go Poly1305 (which the IFMA path uses for
+// additional data and short messages).
 func forEachPath(t *testing.T, f func(t *testing.T)) {
 	for _, p := range []struct {
-		name         string
-		avx512, ifma bool
+		name string
+		ifma bool
 	}{
-		{"avx512-ifma", true, true},
-		{"avx512-portable-mac", true, false},
-		{"portable", false, false},
+		{"avx512-ifma", true},
+		{"avx512-generic-mac", false},
 	} {
 		t.Run(p.name, func(t *testing.T) {
-			if p.avx512 && !avx512Detected || p.ifma && !ifmaDetected {
-				t.Skip("this CPU lacks AVX-512 or IFMA")
+			requireAVX512(t)
+			if p.ifma && !ifmaDetected {
+				t.Skip("this CPU lacks AVX-512 IFMA: the IFMA assembly cannot run here")
 			}
-			defer setPath(p.avx512, p.ifma)()
+			defer setIFMA(p.ifma)()
 			f(t)
 		})
 	}
-}
-
-// setPath selects the code paths and returns a function restoring them.
-func setPath(avx512, ifma bool) func() {
-	oldAVX512, oldIFMA := useAVX512, useIFMA
-	useAVX512, useIFMA = avx512, ifma
-	return func() { useAVX512, useIFMA = oldAVX512, oldIFMA }
 }
 
 func TestAEADMatchesXCrypto(t *testing.T)   { forEachPath(t, testAEADMatchesXCrypto) }
@@ -204,19 +200,22 @@ func FuzzAEAD(f *testing.F) {
 		ours, ref := newAEAD(key), mustXCrypto(t, key)
 		sealed := ref.Seal(nil, nonce, data, ad)
 		want, errRef := ref.Open(nil, nonce, data, ad)
-		for _, p := range [][2]bool{{true, true}, {true, false}, {false, false}} {
-			if p[0] && !avx512Detected || p[1] && !ifmaDetected {
+		if !avx512Detected {
+			return
+		}
+		for _, ifma := range []bool{true, false} {
+			if ifma && !ifmaDetected {
 				continue
 			}
-			restore := setPath(p[0], p[1])
+			restore := setIFMA(ifma)
 			gotSealed := ours.Seal(nil, nonce, data, ad)
 			got, errOurs := ours.Open(nil, nonce, data, ad)
 			restore()
 			if !bytes.Equal(gotSealed, sealed) {
-				t.Fatalf("AVX-512 %v, IFMA %v: Seal differs from x/crypto", p[0], p[1])
+				t.Fatalf("IFMA %v: Seal differs from x/crypto", ifma)
 			}
 			if (errOurs == nil) != (errRef == nil) || !bytes.Equal(got, want) {
-				t.Fatalf("AVX-512 %v, IFMA %v: Open disagrees with x/crypto: %v vs %v", p[0], p[1], errOurs, errRef)
+				t.Fatalf("IFMA %v: Open disagrees with x/crypto: %v vs %v", ifma, errOurs, errRef)
 			}
 		}
 	})
@@ -231,7 +230,7 @@ func mustXCrypto(t testing.TB, key []byte) cipher.AEAD {
 }
 
 func BenchmarkAEAD(b *testing.B) {
-	for _, impl := range []string{"chachapoly", "portable", "x-crypto"} {
+	for _, impl := range []string{"chachapoly", "generic-mac", "x-crypto"} {
 		for _, n := range []int{64, 1420, 8192} {
 			b.Run(impl+"/seal-"+itoa(n), func(b *testing.B) { benchAEAD(b, impl, n, false) })
 			b.Run(impl+"/open-"+itoa(n), func(b *testing.B) { benchAEAD(b, impl, n, true) })
@@ -248,8 +247,11 @@ func benchCipher(b *testing.B, impl string) cipher.AEAD {
 			b.Skip("this CPU lacks AVX-512 or IFMA")
 		}
 		return newAEAD(key)
-	case "portable":
-		b.Cleanup(setPath(false, false))
+	case "generic-mac":
+		if !avx512Detected {
+			b.Skip("this CPU lacks AVX-512")
+		}
+		b.Cleanup(setIFMA(false))
 		return newAEAD(key)
 	}
 	return mustXCrypto(b, key)

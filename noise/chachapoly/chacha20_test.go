@@ -1,3 +1,5 @@
+//go:build amd64 && !purego
+
 package chachapoly
 
 import (
@@ -24,12 +26,11 @@ func testState(key, nonce []byte, ctr uint32) [16]uint32 {
 	return s
 }
 
-// avx512Detected is what the package detected, before any test flips
-// useAVX512.
-var avx512Detected = useAVX512
+// avx512Detected says whether this CPU runs the AVX-512 ChaCha20.
+var avx512Detected = cpuFeatures.AVX512F && cpuFeatures.AVX512BW && cpuFeatures.AVX512VL && cpuFeatures.BMI2
 
 func requireAVX512(t testing.TB) {
-	if !useAVX512 {
+	if !avx512Detected {
 		t.Skip("this CPU has no AVX-512: the assembly cannot run here")
 	}
 }
@@ -135,7 +136,7 @@ func randomBytes(rng *rand.Rand, n int) []byte {
 }
 
 func BenchmarkKeyStream(b *testing.B) {
-	if !useAVX512 {
+	if !avx512Detected {
 		b.Skip("no AVX-512")
 	}
 	for _, n := range []int{64, 1420, 8192} {

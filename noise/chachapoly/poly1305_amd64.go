@@ -2,11 +2,10 @@
 
 package chachapoly
 
-import "golang.org/x/sys/cpu"
-
-// useIFMA selects the AVX-512 IFMA Poly1305 path. Tests flip it.
-var useIFMA = cpu.X86.HasAVX512F && cpu.X86.HasAVX512IFMA &&
-	cpu.X86.HasAVX512VL && cpu.X86.HasAVX512BW
+// useIFMA selects the IFMA kernel for long inputs; without it macAEAD
+// runs polyBlocksGeneric only. New picks this package only on CPUs with
+// IFMA; tests turn it off to check polyBlocksGeneric on every length.
+var useIFMA = cpuFeatures.AVX512IFMA
 
 // ifmaState is shared with the assembly; both fields are in radix 2^44
 // (limbs of 44, 44 and 42 bits).

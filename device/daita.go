@@ -1,0 +1,212 @@
+package device
+
+import (
+	"time"
+
+	"github.com/gotatun/gotatun/daita"
+	"github.com/gotatun/gotatun/packet"
+)
+
+// DAITA attaches to the data path at five points, each a nil check when a
+// peer has no DAITA:
+//
+//   - handleTUNBatch: a packet routed to a DAITA peer with an endpoint is
+//     reported (NormalSent) and padded with zeros to the TUN MTU, before it
+//     is staged and encrypted;
+//   - finishOutbound: each encrypted data message (not a keepalive) is
+//     offered to the delay queue, or reported as sent (TunnelSent) just
+//     before the socket send;
+//   - finishInbound: after authentication and the replay check, a payload
+//     starting with 0xFF is a decoy (counted and dropped, never written to
+//     the TUN); any other non-empty payload is reported (TunnelRecv, then
+//     NormalRecv for IP packets, before the source check);
+//   - wherever a staged packet is dropped, it leaves the in-flight count;
+//   - Apply starts, changes and stops DAITA on a peer in place, keeping its
+//     sessions; a removed peer's delay queue is sent first.
+//
+// Handshakes, cookie replies and keepalives never reach DAITA. An
+// authenticated decoy updates the peer's endpoint like any authenticated
+// data message (the whitepaper's roaming rule; GotaTun skips it).
+
+// daitaClock adapts the device's Clock to the scheduler's.
+type daitaClock struct{ c Clock }
+
+func (c daitaClock) Now() time.Time { return c.c.Now() }
+func (c daitaClock) AfterFunc(d time.Duration, f func()) daita.Timer {
+	return c.c.AfterFunc(d, f)
+}
+
+// daitaTunnel is the device side of one peer's DAITA: it seals decoys and
+// sends what the delay queue releases. Its methods run under the DAITA
+// peer's lock, which also guards bufs.
+type daitaTunnel struct {
+	p    *Peer
+	bufs [][]byte
+}
+
+func (t *daitaTunnel) MTU() int { return int(t.p.d.mtu.Load()) }
+
+func (t *daitaTunnel) SealDecoy(size int) (daita.Packet, bool) {
+	p, d := t.p, t.p.d
+	if p.removed.Load() || p.endpoint.Load() == nil {
+		return daita.Packet{}, false
+	}
+	kp := p.keypairs.Current()
+	if !usable(kp, d.clock.Now()) {
+		return daita.Packet{}, false
+	}
+	buf := d.getBuf()
+	if headroom+size+tagSize > len(buf.b) || size < daita.DecoyHeaderLen {
+		d.putBuf(buf)
+		return daita.Packet{}, false
+	}
+	c, ok := kp.NextCounter()
+	if !ok {
+		d.putBuf(buf)
+		return daita.Packet{}, false
+	}
+	pt := buf.b[headroom : headroom+size]
+	daita.FillDecoy(pt)
+	msg := kp.SealTransport(buf.b, pt, c)
+	if msg == nil {
+		d.putBuf(buf)
+		return daita.Packet{}, false
+	}
+	return daita.Packet{Msg: msg, Ref: buf}, true
+}
+
+func (t *daitaTunnel) Send(pkts []daita.Packet) {
+	p, d := t.p, t.p.d
+	ep, ok := p.getEndpoint()
+	if !ok || p.removed.Load() {
+		d.stats.noEndpoint.Add(uint64(len(pkts)))
+		for _, pkt := range pkts {
+			t.Release(pkt)
+		}
+		return
+	}
+	for len(pkts) > 0 {
+		n := min(len(pkts), d.bindBatch)
+		bufs := t.bufs[:0]
+		var bytes uint64
+		for _, pkt := range pkts[:n] {
+			bufs = append(bufs, pkt.Msg)
+			bytes += uint64(len(pkt.Msg))
+		}
+		p.timersAnyAuthenticatedPacketSent()
+		p.timersDataSent()
+		if err := d.send(bufs, ep); err != nil {
+			d.log.Debug("send failed", "peer", p.short(), "err", err)
+		} else {
+			p.txBytes.Add(bytes)
+		}
+		clear(bufs)
+		t.bufs = bufs[:0]
+		for _, pkt := range pkts[:n] {
+			t.Release(pkt)
+		}
+		pkts = pkts[n:]
+	}
+}
+
+func (t *daitaTunnel) Release(pkt daita.Packet) {
+	if b, ok := pkt.Ref.(*buffer); ok {
+		t.p.d.putBuf(b)
+	}
+}
+
+// daitaNormal reports a packet routed to p and pads it to the MTU. It
+// returns the packet's new length and the DAITA instance that counted it
+// (nil when p has no DAITA or no endpoint).
+func (d *Device) daitaNormal(p *Peer, buf *buffer, n int) (int, *daita.Peer) {
+	dt := p.daita.Load()
+	if dt == nil || p.endpoint.Load() == nil {
+		return n, nil
+	}
+	mtu := int(d.mtu.Load())
+	pad := 0
+	if n < mtu && headroom+mtu+tagSize <= len(buf.b) {
+		clear(buf.b[headroom+n : headroom+mtu])
+		pad = mtu - n
+	} else if n > mtu {
+		d.stats.daitaOversized.Add(1)
+	}
+	dt.NormalSent(pad)
+	return n + pad, dt
+}
+
+// daitaDropped takes packets that will not be sent out of flight.
+func daitaDropped(e *elem) {
+	if e.dt != nil {
+		e.dt.NormalDropped(1)
+		e.dt = nil
+	}
+}
+
+// daitaOutbound offers an encrypted data message to dt's delay queue; it
+// reports true when the queue took it (and its buffer), and otherwise
+// reports it sent.
+func daitaOutbound(dt *daita.Peer, e *elem) bool {
+	normal := e.dt == dt
+	if dt.Hold(daita.Packet{Msg: e.buf.b[:e.plen], Ref: e.buf, Normal: normal}) {
+		e.buf = nil
+		return true
+	}
+	dt.Sent(normal)
+	return false
+}
+
+// daitaInbound handles an authenticated, non-empty payload of a DAITA
+// peer: it reports true for a decoy, which the caller drops.
+func daitaInbound(dt *daita.Peer, pt []byte) bool {
+	if decoy, malformed := daita.IsDecoy(pt); decoy {
+		dt.ReceivedDecoy(len(pt), malformed)
+		return true
+	}
+	total, ok := packet.TotalLen(pt)
+	pad := 0
+	if ok {
+		pad = len(pt) - (total+15)&^15
+	}
+	dt.Received(ok, max(0, pad))
+	return false
+}
+
+// setDAITA starts, changes (cfg differs) or stops (cfg nil) DAITA on p.
+// The old instance's delay queue is sent first.
+func (p *Peer) setDAITA(cfg *daita.Config) error {
+	old := p.daita.Load()
+	if cfg != nil && old != nil && old.Config().Equal(*cfg) {
+		return nil
+	}
+	var dt *daita.Peer
+	if cfg != nil {
+		var err error
+		dt, err = p.d.dsched.NewPeer(*cfg, &daitaTunnel{p: p})
+		if err != nil {
+			return err
+		}
+	}
+	p.daita.Store(dt)
+	if old != nil {
+		old.Close()
+	}
+	return nil
+}
+
+// stopDAITA stops DAITA on a peer about to be removed (before shutdown),
+// sending its delay queue.
+func (p *Peer) stopDAITA() {
+	if old := p.daita.Swap(nil); old != nil {
+		old.Close()
+	}
+}
+
+// daitaState fills the DAITA part of a peer's state.
+func (p *Peer) daitaState(s *PeerState) {
+	if dt := p.daita.Load(); dt != nil {
+		cfg := dt.Config()
+		st := dt.Stats()
+		s.DAITA, s.DAITAStats = &cfg, &st
+	}
+}

@@ -1,0 +1,5 @@
+//go:build !purego
+
+package cryptoimpl
+
+const purego = false

@@ -1,0 +1,5 @@
+//go:build !race
+
+package multihop
+
+const raceEnabled = false

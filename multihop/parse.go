@@ -1,0 +1,189 @@
+package multihop
+
+import (
+	"encoding/binary"
+	"net/netip"
+
+	"github.com/gotatun/gotatun/transport"
+)
+
+// verdict is what becomes of a packet the entry device wrote.
+type verdict int
+
+const (
+	vDeliver   verdict = iota // a whole UDP datagram for the pipe's address
+	vFragment                 // an IPv4 fragment for the pipe's address
+	vMalformed                // not IPv4/IPv6, or shorter than its headers say
+	vNotUDP                   // another protocol, or IPv6 extension headers
+	vWrongAddr                // to an address other than the pipe's
+	vFragment6                // an IPv6 fragment (not reassembled)
+)
+
+// inbound is a parsed packet: for vDeliver the datagram, for vFragment
+// the fragment's IPv4 packet (trailing bytes cut).
+type inbound struct {
+	src     netip.AddrPort
+	dport   uint16
+	payload []byte
+	ip4     []byte
+}
+
+// classify parses an IP packet written by the entry device. Checksums are
+// not checked: the packet was authenticated by the entry tunnel's AEAD,
+// and the exit tunnel's AEAD authenticates the payload again.
+func (p *Pipe) classify(pkt []byte) (verdict, inbound) {
+	if len(pkt) == 0 {
+		return vMalformed, inbound{}
+	}
+	switch pkt[0] >> 4 {
+	case 4:
+		if len(pkt) < ipv4Header {
+			return vMalformed, inbound{}
+		}
+		hl := int(pkt[0]&0x0f) * 4
+		tl := int(binary.BigEndian.Uint16(pkt[2:4]))
+		if hl < ipv4Header || tl < hl || tl > len(pkt) {
+			return vMalformed, inbound{}
+		}
+		pkt = pkt[:tl]
+		if pkt[9] != protoUDP {
+			return vNotUDP, inbound{}
+		}
+		dst := netip.AddrFrom4([4]byte(pkt[16:20]))
+		if dst != p.src4 {
+			return vWrongAddr, inbound{}
+		}
+		if binary.BigEndian.Uint16(pkt[6:8])&0x3fff != 0 { // MF or an offset
+			return vFragment, inbound{ip4: pkt}
+		}
+		return parseUDP(pkt[hl:], netip.AddrFrom4([4]byte(pkt[12:16])))
+	case 6:
+		if len(pkt) < ipv6Header {
+			return vMalformed, inbound{}
+		}
+		tl := ipv6Header + int(binary.BigEndian.Uint16(pkt[4:6]))
+		if tl > len(pkt) {
+			return vMalformed, inbound{}
+		}
+		pkt = pkt[:tl]
+		switch pkt[6] {
+		case protoUDP:
+		case protoFragment6:
+			if netip.AddrFrom16([16]byte(pkt[24:40])) != p.src6 {
+				return vWrongAddr, inbound{}
+			}
+			return vFragment6, inbound{}
+		default:
+			return vNotUDP, inbound{}
+		}
+		if netip.AddrFrom16([16]byte(pkt[24:40])) != p.src6 {
+			return vWrongAddr, inbound{}
+		}
+		return parseUDP(pkt[ipv6Header:], netip.AddrFrom16([16]byte(pkt[8:24])))
+	}
+	return vMalformed, inbound{}
+}
+
+// parseUDP parses a UDP header and payload from src.
+func parseUDP(u []byte, src netip.Addr) (verdict, inbound) {
+	if len(u) < udpHeader {
+		return vMalformed, inbound{}
+	}
+	ulen := int(binary.BigEndian.Uint16(u[4:6]))
+	if ulen < udpHeader || ulen > len(u) {
+		return vMalformed, inbound{}
+	}
+	return vDeliver, inbound{
+		src:     netip.AddrPortFrom(src, binary.BigEndian.Uint16(u[0:2])),
+		dport:   binary.BigEndian.Uint16(u[2:4]),
+		payload: u[udpHeader:ulen],
+	}
+}
+
+// deliver queues the UDP payloads among bufs[i][offset:] addressed to the
+// pipe for the exit device, and counts and drops everything else.
+func (p *Pipe) deliver(bufs [][]byte, offset int) {
+	st := p.bind.open.Load()
+	var batch *pktBatch
+	for _, b := range bufs {
+		v, in := p.classify(b[offset:])
+		var reasm *fragEntry
+		if v == vFragment {
+			p.stats.fragments.Add(1)
+			p.frag.mu.Lock()
+			reasm = p.frag.add(in.ip4)
+			if reasm == nil {
+				p.frag.mu.Unlock()
+				continue
+			}
+			v, in = parseUDP(reasm.data[:reasm.total], reasm.src)
+			p.stats.reassembled.Add(1)
+		}
+		switch {
+		case v == vDeliver && st == nil:
+			p.stats.notOpen.Add(1)
+		case v == vDeliver && in.dport != st.port:
+			p.stats.wrongPort.Add(1)
+		case v == vDeliver && len(in.payload) > p.in.bufSize:
+			p.stats.fragDrop.Add(1)
+		case v == vDeliver:
+			if batch == nil {
+				batch = p.takeIn(st)
+			}
+			if batch != nil {
+				buf := p.in.slot(batch, batch.n)
+				batch.bufs[batch.n] = buf[:copy(buf, in.payload)]
+				batch.eps[batch.n] = transport.Endpoint{Dst: in.src}
+				batch.n++
+			} else {
+				p.stats.notOpen.Add(1)
+			}
+		case v == vMalformed:
+			p.stats.malformed.Add(1)
+		case v == vNotUDP:
+			p.stats.notUDP.Add(1)
+		case v == vWrongAddr:
+			p.stats.wrongAddr.Add(1)
+		case v == vFragment6:
+			p.stats.fragments.Add(1)
+			p.stats.fragDrop.Add(1)
+		}
+		if reasm != nil {
+			p.frag.release(reasm)
+			p.frag.mu.Unlock()
+		}
+		if batch != nil && batch.n == batchCap {
+			p.queueIn(batch, st)
+			batch = nil
+		}
+	}
+	if batch != nil {
+		p.queueIn(batch, st)
+	}
+}
+
+// takeIn returns a free inbound batch, waiting for one, or nil if the
+// pipe or the opening st closed.
+func (p *Pipe) takeIn(st *bindState) *pktBatch {
+	select {
+	case b := <-p.in.free:
+		return b
+	case <-p.closed:
+	case <-st.done:
+	}
+	return nil
+}
+
+// queueIn queues batch for the exit device's receive function, waiting
+// while the queue is full; if the pipe or the opening closes first, the
+// batch is dropped and counted.
+func (p *Pipe) queueIn(batch *pktBatch, st *bindState) {
+	select {
+	case p.in.q <- batch:
+		return
+	case <-p.closed:
+	case <-st.done:
+	}
+	p.stats.notOpen.Add(uint64(batch.n))
+	p.in.recycle(batch)
+}
