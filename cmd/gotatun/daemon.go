@@ -86,8 +86,12 @@ func daemonHelp() string {
 	return `The daemon creates the WireGuard interface IFNAME and its configuration
 socket /var/run/wireguard/IFNAME.sock for wg(8), then runs in the background
 (in the foreground with -f or WG_PROCESS_FOREGROUND=1) until the interface
-is deleted or the process gets SIGINT or SIGTERM. Creating the interface
-needs root or CAP_NET_ADMIN, and read and write access to /dev/net/tun.
+is deleted, in whichever network namespace it is by then, or the process
+gets SIGINT or SIGTERM. The interface may be moved to another network
+namespace (ip link set IFNAME netns NS) and on or back: its UDP sockets and
+configuration socket stay in the namespace the daemon started in. Creating
+the interface needs root or CAP_NET_ADMIN, and read and write access to
+/dev/net/tun.
 
 Daemon flags:
 ` + daemonFlagHelp() + `
