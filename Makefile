@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: all build test vet demo bench fuzz
+.PHONY: all build test vet crypto-paths demo bench fuzz
 
 all: build
 
@@ -14,8 +14,13 @@ vet:
 # The test suite: formatting, vet, and every test with the race detector.
 # Linux end-to-end tests need root; they skip with a reason elsewhere and
 # fail when CI=true.
-test: vet
+test: vet crypto-paths
 	$(GO) test -race -timeout 25m ./...
+
+# The crypto test vectors on every implementation, verbose so that the log
+# shows which one New picks here and which paths this machine skipped, and why.
+crypto-paths:
+	$(GO) test -count=1 -v -run 'TestNewPicks|TestWycheproof|TestRFC8439' ./noise/chachapoly ./noise
 
 demo:
 	$(GO) run ./cmd/gotatun demo

@@ -56,6 +56,8 @@ var daitaCommands = []daitaCommand{
 	{"simulate", simulateUsage, func(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 		return daitaSimulate(args, stdout, stderr)
 	}},
+	{"set", setUsage, daitaSet},
+	{"show", showUsage, daitaShow},
 }
 
 // daitaUsage is the usage of `gotatun daita`.

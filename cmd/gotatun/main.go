@@ -29,7 +29,7 @@ type command struct {
 var commands = []command{
 	{"demo", "[flags]", "two tunnels over loopback UDP in one process, no root needed",
 		func(args []string, _ io.Reader, stdout, stderr io.Writer) int { return runDemo(args, stdout, stderr) }},
-	{"daita", "inspect|encode|simulate …", "Maybenot machine tools", runDaita},
+	{"daita", "inspect|encode|simulate|set|show …", "Maybenot machine tools; DAITA of a running interface", runDaita},
 	// run handles these two itself.
 	{"help", "", "print this help", nil},
 	{"version", "", "print the version", nil},
