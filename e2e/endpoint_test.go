@@ -34,6 +34,19 @@ func waitEndpoint(t *testing.T, i *iface, peer *iface, want string) {
 	}
 }
 
+// pingUntil pings addr from n, once a second, until cond holds, and fails
+// the test if it does not within a while; what says what it waits for.
+func pingUntil(t *testing.T, n *netns, addr netip.Addr, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("[%s] pinging %s: still not %s", n.name, addr, what)
+		}
+		n.try("ping", "-n", "-q", "-c", "1", "-W", "1", addr.String())
+	}
+}
+
 // TestEndpointFamilySwitch switches a's endpoint for b between b's IPv4
 // and IPv6 address, on the one port b listens on for both, in the middle
 // of TCP transfers, which complete. While packets cross both ways each
@@ -53,8 +66,8 @@ func TestEndpointFamilySwitch(t *testing.T) {
 				set := func() { p.a.wg("set", p.a.name, "peer", p.b.pub.String(), "endpoint", s.to.String()) }
 				transfer(t, p.na, p.nb, innerB4, switchSize, set)
 				set()
-				ping(t, p.na, innerB6, 1)
-				waitEndpoint(t, p.b, p.a, s.from.String())
+				pingUntil(t, p.na, innerB6, func() bool { return p.b.peer(p.a.pub).endpoint == s.from.String() },
+					"b's endpoint for a is "+s.from.String())
 				if got := p.a.peer(p.b.pub).endpoint; got != s.to.String() {
 					t.Fatalf("a's endpoint for b is %s, want %s", got, s.to)
 				}
