@@ -172,6 +172,10 @@ func (tr *traffic) setDrop(from, to *node, drop bool) {
 	tr.drop[[2]netip.AddrPort{from.addr, to.addr}] = drop
 }
 
+// settle gives in-flight packets of the memory network time to be
+// processed, for checks that something did not happen.
+func settle() { time.Sleep(50 * time.Millisecond) }
+
 func TestRetransmitAndGiveUp(t *testing.T) {
 	nw := transport.NewNetwork()
 	tr := watch(nw)
