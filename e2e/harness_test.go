@@ -277,10 +277,18 @@ func startIface(t *testing.T, n *netns, impl string) *iface {
 // startIfaceEnv is startIface with extra environment variables.
 func startIfaceEnv(t *testing.T, n *netns, impl string, env ...string) *iface {
 	t.Helper()
-	i := &iface{t: t, ns: n, name: uniq("g"), impl: impl, out: &syncBuffer{}, exited: make(chan struct{})}
-	i.priv = newKey(t)
+	return startIfaceArgs(t, n, impl, uniq("g"), newKey(t), env)
+}
+
+// startIfaceArgs is startIfaceEnv for the interface name with key priv
+// (for wg's output; the caller configures it) and args for the daemon
+// before the name.
+func startIfaceArgs(t *testing.T, n *netns, impl, name string, priv noise.PrivateKey, env []string, args ...string) *iface {
+	t.Helper()
+	i := &iface{t: t, ns: n, name: name, impl: impl, out: &syncBuffer{}, exited: make(chan struct{})}
+	i.priv = priv
 	i.pub = i.priv.PublicKey()
-	i.cmd = n.command(context.Background(), filepath.Join(binDir, impl), "-f", i.name)
+	i.cmd = n.command(context.Background(), append(append([]string{filepath.Join(binDir, impl), "-f"}, args...), i.name)...)
 	i.cmd.Env = append(append(os.Environ(), "LOG_LEVEL=error"), env...)
 	i.cmd.Stdout = i.out
 	i.cmd.Stderr = i.out
