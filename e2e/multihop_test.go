@@ -21,7 +21,7 @@ import (
 // tunnel (what the entry relay assigned) and inside the exit tunnel.
 var (
 	entryTun4, entryTun6 = netip.MustParseAddr("10.64.0.2"), netip.MustParseAddr("fd64::2")
-	exitTun4, exitTun6   = netip.MustParseAddr("10.65.0.2"), netip.MustParseAddr("fd65::2")
+	exitTun4             = netip.MustParseAddr("10.65.0.2")
 	exitRelayTun4        = netip.MustParseAddr("10.65.0.1")
 	exitRelayTun6        = netip.MustParseAddr("fd65::1")
 )

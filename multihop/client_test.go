@@ -38,8 +38,6 @@ func key(t *testing.T, seed byte) noise.PrivateKey {
 	return k
 }
 
-func ptr[T any](v T) *T { return &v }
-
 func apply(t *testing.T, d *device.Device, priv noise.PrivateKey, port uint16, peer noise.PublicKey, ep netip.AddrPort, allowed ...string) {
 	t.Helper()
 	pc := device.PeerConfig{PublicKey: peer}
