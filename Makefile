@@ -1,6 +1,6 @@
 GO ?= go
 
-.PHONY: all build test vet crypto-paths demo bench fuzz capi cross
+.PHONY: all build test vet lint crypto-paths demo bench fuzz capi cross
 
 all: build
 
@@ -14,13 +14,25 @@ vet:
 # The test suite: formatting, vet, and every test with the race detector.
 # Linux end-to-end tests need root; they skip with a reason elsewhere and
 # fail when CI=true.
-test: vet crypto-paths capi cross
+test: vet lint crypto-paths capi cross
 	$(GO) test -race -timeout 25m ./...
+
+# staticcheck, pinned and fetched through the Go module proxy; builds for
+# -tags purego (x/crypto everywhere), 386 and arm64. govulncheck is not run:
+# it needs vuln.go.dev, which CI cannot reach.
+STATICCHECK = honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint:
+	$(GO) run $(STATICCHECK) ./...
+	$(GO) build -tags purego ./...
+	$(GO) test -count=1 -tags purego ./noise/...
+	GOARCH=386 $(GO) vet ./...
+	GOARCH=arm64 $(GO) build ./...
 
 # The crypto test vectors on every implementation, verbose so that the log
 # shows which one New picks here and which paths this machine skipped, and why.
 crypto-paths:
 	$(GO) test -count=1 -v -run 'TestNewPicks|TestWycheproof|TestRFC8439' ./noise/chachapoly ./noise
+	$(GO) test -count=1 -v -tags purego -run 'TestNewPicks|TestWycheproof|TestRFC8439' ./noise/chachapoly ./noise
 
 # The C library for apps (see capi/gotatun.h): shared and static, with
 # the header.
@@ -32,9 +44,10 @@ capi:
 	cp capi/gotatun.h build/capi/gotatun.h
 
 # Every package for other platforms, without cgo (ios/arm64 links only
-# with cgo: its library packages), the tests of two other systems through
-# vet, and libgotatun.so for linux/arm64 with Debian's cross compiler.
-CROSS = linux/arm64 linux/386 linux/arm android/arm64 darwin/amd64 darwin/arm64 windows/amd64
+# with cgo: its library packages; lint covers linux/386 and linux/arm64),
+# the tests of two other systems through vet, and libgotatun.so for
+# linux/arm64 with Debian's cross compiler.
+CROSS = linux/arm android/arm64 darwin/amd64 darwin/arm64 windows/amd64
 cross:
 	@set -e; for t in $(CROSS); do \
 		echo "go build ./... for $$t"; \
