@@ -255,6 +255,10 @@ func run(ctx context.Context, o options) (err error) {
 	if nb.server != nil {
 		nb.server.stop()
 	}
+	logf("multihop: client, entry relay and exit relay in three namespaces")
+	if err := measureMultihop(ctx, p, gt, wg, work, logf, res); err != nil {
+		return err
+	}
 	if !o.skipInproc {
 		logf("in-process benchmarks")
 		if err := runInproc(ctx, testBin, inprocDir(root), p, res, logf); err != nil {
