@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -473,16 +472,6 @@ func noPing(t *testing.T, n *netns, addr netip.Addr) {
 	if err == nil {
 		t.Fatalf("[%s] %s still answers:\n%s", n.name, addr, out)
 	}
-}
-
-// udpPort returns a local UDP address's port, for diagnostics.
-func udpPort(s string) int {
-	_, p, err := net.SplitHostPort(s)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(p)
-	return n
 }
 
 // lines reads r line by line into ch until EOF.

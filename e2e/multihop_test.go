@@ -21,7 +21,7 @@ import (
 // tunnel (what the entry relay assigned) and inside the exit tunnel.
 var (
 	entryTun4, entryTun6 = netip.MustParseAddr("10.64.0.2"), netip.MustParseAddr("fd64::2")
-	exitTun4, exitTun6   = netip.MustParseAddr("10.65.0.2"), netip.MustParseAddr("fd65::2")
+	exitTun4             = netip.MustParseAddr("10.65.0.2")
 	exitRelayTun4        = netip.MustParseAddr("10.65.0.1")
 	exitRelayTun6        = netip.MustParseAddr("fd65::1")
 )
@@ -146,8 +146,9 @@ const secret = "6d756c7469686f702d736563726574" // "multihop-secret"
 // checkOuter checks a capture of the client's outer link: only WireGuard
 // UDP between the client and the entry relay, no packet larger than the
 // entry MTU allows, no fragment, nothing addressed to or from the exit
-// relay, and not the pings' plaintext. It returns the packets' count.
-func (m *multihopNet) checkOuter(t *testing.T, pcap []byte) int {
+// relay, and not the pings' plaintext. It returns the packets' count and
+// how many data messages of each size the client sent.
+func (m *multihopNet) checkOuter(t *testing.T, pcap []byte) (int, map[int]int) {
 	t.Helper()
 	if len(pcap) < 24 || binary.LittleEndian.Uint32(pcap) != 0xa1b2c3d4 || binary.LittleEndian.Uint32(pcap[20:]) != 1 {
 		t.Fatalf("not an Ethernet pcap file (%d bytes)", len(pcap))
@@ -160,7 +161,7 @@ func (m *multihopNet) checkOuter(t *testing.T, pcap []byte) int {
 	if m.entryEP.Addr().Is6() {
 		client, entry = m.outer.v6A, m.outer.v6B
 	}
-	n := 0
+	n, sent := 0, make(map[int]int)
 	for rec := pcap[24:]; len(rec) >= 16; {
 		size := int(binary.LittleEndian.Uint32(rec[8:]))
 		if 16+size > len(rec) {
@@ -209,12 +210,16 @@ func (m *multihopNet) checkOuter(t *testing.T, pcap []byte) int {
 		}
 		// A UDP GSO super-packet shows here as one; its datagrams leave
 		// as segments.
-		if seg := firstSegment(l4[8:]); seg > entryMTU+32 {
+		seg := firstSegment(l4[8:])
+		if seg > entryMTU+32 {
 			t.Fatalf("%d-byte WireGuard message on the outer link, more than the entry MTU allows", seg)
+		}
+		if toRelay && l4[8] == 4 && seg > 32 { // data, not a keepalive
+			sent[seg]++
 		}
 		n++
 	}
-	return n
+	return n, sent
 }
 
 // firstSegment returns the length of the first WireGuard message in the
@@ -287,7 +292,7 @@ func TestMultihop(t *testing.T) {
 			m.checkFullMTU(t, exitRelayTun4)
 			transfer(t, m.cli, m.exitNS, exitRelayTun4, 16<<20, nil)
 			transfer(t, m.exitNS, m.cli, exitTun4, 8<<20, nil)
-			if n := m.checkOuter(t, stop()); n < 100 {
+			if n, _ := m.checkOuter(t, stop()); n < 100 {
 				t.Fatalf("only %d packets captured", n)
 			}
 			m.checkExitSees(t, entryTun4)
@@ -335,5 +340,24 @@ func TestMultihopEntryRestart(t *testing.T) {
 	ping(t, m.cli, exitRelayTun4, 3)
 	if after := m.entryDev.peer(m.entryRelay.pub).lastHandshake; after <= before {
 		t.Fatalf("no new entry handshake after the restart (%d, before %d)", after, before)
+	}
+}
+
+// With DAITA on the entry peer (set through the entry device's socket),
+// every data message on the client's outer link has one size.
+func TestMultihopDAITA(t *testing.T) {
+	need(t, "tcpdump")
+	m := newMultihop(t, gotatun, false)
+	m.cli.run(gotatunBin(), "daita", "set", m.entryDev.name, m.entryRelay.pub.String(), "--machine", "02eNpjYEAHjOgCAAA0AAI=")
+	stop := capture(t, m.cli, m.outer.nameA)
+	for _, size := range []string{"10", "500", "1000"} {
+		if out, err := m.cli.try("ping", "-n", "-c", "2", "-i", "0.2", "-W", "5", "-s", size, exitRelayTun4.String()); err != nil {
+			t.Fatalf("ping -s %s: %v\n%s", size, err, out)
+		}
+	}
+	transfer(t, m.cli, m.exitNS, exitRelayTun4, 4<<20, nil)
+	_, sent := m.checkOuter(t, stop())
+	if want := entryMTU + 32; len(sent) != 1 || sent[want] == 0 {
+		t.Fatalf("data message sizes to the entry relay %v, want all %d", sent, want)
 	}
 }

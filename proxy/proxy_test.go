@@ -125,7 +125,7 @@ func TestSOCKS5Connect(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		client := &http.Client{Transport: &http.Transport{Dial: d.Dial}}
+		client := &http.Client{Transport: &http.Transport{DialContext: d.(xproxy.ContextDialer).DialContext}}
 		for _, host := range []string{"127.0.0.1", "target.test"} {
 			resp, err := client.Get("http://" + net.JoinHostPort(host, port) + "/")
 			checkBody(t, resp, err, sum)
