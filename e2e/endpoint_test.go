@@ -49,7 +49,7 @@ func pingUntil(t *testing.T, n *netns, addr netip.Addr, cond func() bool, what s
 
 // TestEndpointFamilySwitch switches a's endpoint for b between b's IPv4
 // and IPv6 address, on the one port b listens on for both, in the middle
-// of TCP transfers, which complete. While packets cross both ways each
+// of TCP traffic both ways, which keeps flowing. While packets cross each
 // side may roam back to where the other's last packet came from, as
 // WireGuard does; once a sends first after the switch, b follows a to the
 // other family and both keep talking there.
@@ -64,7 +64,7 @@ func TestEndpointFamilySwitch(t *testing.T) {
 				{netip.AddrPortFrom(p.link.v4B, portB), netip.AddrPortFrom(p.link.v4A, portA)},
 			} {
 				set := func() { p.a.wg("set", p.a.name, "peer", p.b.pub.String(), "endpoint", s.to.String()) }
-				transfer(t, p.na, p.nb, innerB4, switchSize, set)
+				tcpDuring(t, p.na, p.nb, innerB4, 4*time.Second, set)
 				set()
 				pingUntil(t, p.na, innerB6, func() bool { return p.b.peer(p.a.pub).endpoint == s.from.String() },
 					"b's endpoint for a is "+s.from.String())
@@ -98,7 +98,7 @@ func TestListenPortChange(t *testing.T) {
 					otherAddr, moverOuter = innerA4, p.link.v4B
 				}
 				newPort := 52000 + int(seq.Add(1))%1000
-				transfer(t, moverNS, otherNS, otherAddr, switchSize, func() {
+				tcpDuring(t, moverNS, otherNS, otherAddr, 4*time.Second, func() {
 					mover.wg("set", mover.name, "listen-port", strconv.Itoa(newPort))
 				})
 				if got := strings.TrimSpace(mover.wg("show", mover.name, "listen-port")); got != strconv.Itoa(newPort) {
