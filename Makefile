@@ -78,19 +78,21 @@ bench:
 # another, FUZZTIME each; FUZZFLAGS goes to go test (e.g. -parallel=1).
 # A crash fails the run, and go test leaves the input that caused it in
 # the package's testdata/fuzz/FuzzName/: commit it, it then runs as a
-# regression test in `make test`. Prints executions per target at the end.
+# regression test in `make test`. Prints executions per target as it goes and at the end.
 FUZZTIME ?= 30s
 FUZZFLAGS ?=
 fuzz:
-	@targets=$$($(GO) test -list '^Fuzz' ./... | awk '/^Fuzz/ { t[++n] = $$1 } /^ok/ { for (i = 1; i <= n; i++) print $$2 "," t[i]; n = 0 }') || exit 1; \
+	@list=$$(mktemp); \
+	$(GO) test -list '^Fuzz' ./... >$$list 2>&1 || { cat $$list; rm -f $$list; echo "fuzz: go test -list failed"; exit 1; }; \
+	targets=$$(awk '/^Fuzz/ { t[++n] = $$1 } /^ok/ { for (i = 1; i <= n; i++) print $$2 "," t[i]; n = 0 }' $$list); rm -f $$list; \
 	test -n "$$targets" || { echo "fuzz: no fuzz targets found"; exit 1; }; \
 	log=$$(mktemp); summary=$$(mktemp); failed=0; \
 	for pt in $$targets; do \
 		pkg=$${pt%,*}; fn=$${pt#*,}; \
-		echo "fuzz: $$pkg $$fn for $(FUZZTIME)"; \
 		if $(GO) test $(FUZZFLAGS) -run '^$$' -fuzz "^$$fn\$$" -fuzztime $(FUZZTIME) "$$pkg" >$$log 2>&1; then st=ok; else st=FAIL; failed=1; cat $$log; fi; \
 		execs=$$(grep -o 'execs: [0-9]*' $$log | tail -n 1 | cut -d ' ' -f 2); \
-		printf '%-48s %-24s %12s %s\n' "$$pkg" "$$fn" "$${execs:-0}" "$$st" >>$$summary; \
+		line=$$(printf '%-48s %-24s %12s %s' "$$pkg" "$$fn" "$${execs:-0}" "$$st"); \
+		echo "fuzz: $$line"; echo "$$line" >>$$summary; \
 	done; \
 	printf '%-48s %-24s %12s %s\n' package target executions result; cat $$summary; \
 	rm -f $$log $$summary; \
