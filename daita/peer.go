@@ -212,14 +212,23 @@ func (p *Peer) NormalDropped(n int) {
 	p.mu.Unlock()
 }
 
-// Hold offers an encrypted data message (not a keepalive) about to be
-// sent. While a delay is active and the queue has room, the queue takes it
-// and Hold returns true: the caller must then neither send nor release it.
-// Otherwise the caller sends it and reports it with Sent.
-func (p *Peer) Hold(pkt Packet) bool {
+// Outbound offers an encrypted data message (not a keepalive) about to
+// be sent. While a delay is active and the queue has room, the queue takes
+// it and Outbound returns true: the caller must then neither send nor
+// release it. Otherwise the caller sends it now: Outbound has fired
+// TunnelSent for it and, for a normal packet this Peer counted, taken it
+// out of flight.
+func (p *Peer) Outbound(pkt Packet) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || !p.delaying || p.queued() >= p.cfg.MaxDelayedPackets {
+	if p.closed {
+		return false
+	}
+	if !p.delaying || p.queued() >= p.cfg.MaxDelayedPackets {
+		if pkt.Normal && p.inflight > 0 {
+			p.inflight--
+		}
+		p.trigger(maybenot.TriggerEvent{Kind: maybenot.EventTunnelSent})
 		return false
 	}
 	p.push(pkt)
@@ -229,20 +238,6 @@ func (p *Peer) Hold(pkt Packet) bool {
 		p.endDelayLocked()
 	}
 	return true
-}
-
-// Sent reports one data message the device is sending now (not held):
-// it fires TunnelSent and, for a normal packet this Peer counted, takes it
-// out of flight.
-func (p *Peer) Sent(normal bool) {
-	p.mu.Lock()
-	if !p.closed {
-		if normal && p.inflight > 0 {
-			p.inflight--
-		}
-		p.trigger(maybenot.TriggerEvent{Kind: maybenot.EventTunnelSent})
-	}
-	p.mu.Unlock()
 }
 
 // ReceivedDecoy reports an authenticated decoy of payloadLen bytes: it
@@ -282,16 +277,19 @@ func (p *Peer) Received(ip bool, padding int) {
 // simulator does, and carries out the actions; events those actions raise
 // (TimerBegin) follow in order.
 func (p *Peer) trigger(ev maybenot.TriggerEvent) {
+	if p.n == 0 {
+		return // no machine to tell
+	}
 	p.pending = append(p.pending, ev)
 	if p.draining {
 		return
 	}
 	p.draining = true
+	now := p.s.clock.Now()
 	for len(p.pending) > 0 {
 		p.ev[0] = p.pending[0]
 		n := copy(p.pending, p.pending[1:])
 		p.pending = p.pending[:n]
-		now := p.s.clock.Now()
 		if obs := p.s.opts.Observe; obs != nil {
 			obs(Trace{Peer: p, Time: now, Event: p.ev[0]})
 		}
