@@ -86,6 +86,7 @@ type Peer struct {
 	bypass   bool
 	queue    []Packet // the delay queue, oldest first from qhead
 	qhead    int
+	qnormal  int // normal packets in the queue
 
 	pending  []maybenot.TriggerEvent // events waiting for the framework
 	draining bool
@@ -174,6 +175,14 @@ func (p *Peer) InFlight() int {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	return p.inflight
+}
+
+// Unqueued returns the normal packets in flight that are not in the delay
+// queue: routed, but not yet offered to Outbound (or dropped).
+func (p *Peer) Unqueued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inflight - p.qnormal
 }
 
 // Delaying reports whether a delay is active and how many messages the
@@ -458,7 +467,7 @@ func (p *Peer) flushLocked() {
 	}
 	p.t.Send(q)
 	clear(p.queue)
-	p.qhead = 0
+	p.qhead, p.qnormal = 0, 0
 	if cap(p.queue) > 64 {
 		p.queue = nil // a long queue's memory goes with its packets
 	} else {
@@ -476,11 +485,17 @@ func (p *Peer) push(pkt Packet) {
 		p.qhead = 0
 	}
 	p.queue = append(p.queue, pkt)
+	if pkt.Normal {
+		p.qnormal++
+	}
 }
 
 func (p *Peer) pop() Packet {
 	pkt := p.queue[p.qhead]
 	p.queue[p.qhead] = Packet{}
+	if pkt.Normal {
+		p.qnormal--
+	}
 	p.qhead++
 	if p.qhead == len(p.queue) {
 		p.queue = p.queue[:0]
