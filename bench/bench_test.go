@@ -325,8 +325,10 @@ func TestBuildReportTargets(t *testing.T) {
 	check("seal_allocs", false)           // not zero
 	check("idle_mem_per_peer", true)      // 10 ≤ 4096
 	check("idle_goroutine_growth", false) // 10 > 0
-	if total != 11 || met != 6 {
-		t.Errorf("met %d of %d, want 6 of 11", met, total)
+	check("proxy_socks5_mbps", true)      // ≥ 1.5×
+	check("proxy_cpu_per_gb", false)      // ≤ 0.6×
+	if total != 13 || met != 7 {
+		t.Errorf("met %d of %d, want 7 of 13", met, total)
 	}
 
 	res = fakeSamples(p, 1, 4) // ratio 0.25

@@ -47,6 +47,7 @@ const (
 	groupLatency    = "Tunnel latency"
 	groupEfficiency = "Tunnel efficiency"
 	groupInproc     = "In-process (Go benchmarks)"
+	groupProxy      = "Rootless proxy (SOCKS5 on a userspace TCP/IP stack)"
 )
 
 func metricDefs(p plan) []metricDef {
@@ -67,6 +68,8 @@ func metricDefs(p plan) []metricDef {
 		{ID: "rtt_load_p99", Short: "Ping RTT under TCP load, p99", Name: "Ping RTT under 1-stream TCP load, p99", Unit: "µs", Group: groupLatency, Veth: true},
 		{ID: "cpu_per_gb", Short: "CPU s per GB (both daemons)", Name: "CPU time of both daemons per GB moved (TCP tests)", Unit: "CPU s/GB", Group: groupEfficiency, Target: &target{Kind: "ratio_max", Value: 0.5, Text: "≤ 0.5× wireguard-go"}, Digits: 2},
 		{ID: "peak_rss", Short: "Peak RSS of a daemon", Name: "Peak RSS of a daemon (VmHWM, larger of the two)", Unit: "MiB", Group: groupEfficiency, Digits: 1},
+		{ID: "proxy_socks5_mbps", Short: "SOCKS5 proxy download", Name: "Bulk download through the SOCKS5 proxy (gotatun proxy vs the same proxy on wireguard-go's netstack)", Unit: "Mbit/s", Higher: true, Group: groupProxy, Target: &target{Kind: "ratio_min", Value: 1.5, Text: "≥ 1.5× wireguard-go"}},
+		{ID: "proxy_cpu_per_gb", Short: "SOCKS5 proxy CPU s per GB", Name: "CPU time of the proxy process per GB downloaded", Unit: "CPU s/GB", Group: groupProxy, Target: &target{Kind: "ratio_max", Value: 0.6, Text: "≤ 0.6× wireguard-go"}, Digits: 2},
 		{ID: "hs_per_sec", Short: "Full handshakes per second", Name: "Full handshakes per second (initiation + response, both consumed, sessions derived)", Unit: "1/s", Higher: true, Group: groupInproc, Target: &target{Kind: "ratio_min", Value: 1, Text: "≥ 1.0× wireguard-go"}},
 		{ID: "hs_allocs", Name: "Allocations per full handshake", Unit: "allocs", Group: groupInproc},
 		{ID: "seal_ns", Name: "Encrypt one 1420-byte packet", Unit: "ns", Group: groupInproc},

@@ -277,9 +277,14 @@ func (d *Device) Apply(cfg Config) error {
 	return nil
 }
 
-// rebind re-opens the Bind on port with mark. On failure it tries to
-// restore the previous port and returns the error.
+// rebind moves the Bind to port with mark. A transport.Rebinder moves
+// atomically (see rebindAtomic); any other Bind is closed and re-opened,
+// and on failure rebind tries to restore the previous port. Either way a
+// failure is returned.
 func (d *Device) rebind(port uint16, mark uint32) error {
+	if rb, ok := d.bind.(transport.Rebinder); ok {
+		return d.rebindAtomic(rb, port, mark)
+	}
 	oldPort, oldMark := d.listenPort, d.fwmark
 	d.bind.Close()
 	d.recvWG.Wait()

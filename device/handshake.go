@@ -224,6 +224,9 @@ func (d *Device) handleInitiation(id *identity, msg []byte, ep transport.Endpoin
 		return
 	}
 	p.dropHandshakeIndexLocked()
+	// The response counts as a handshake attempt, as in wireguard-go and
+	// the kernel: no initiation of ours for Rekey-Timeout.
+	p.lastInitSent = now
 	kp, err := hs.BeginSession(now)
 	if err != nil {
 		d.indices.remove(idx, ent)

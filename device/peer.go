@@ -29,7 +29,7 @@ type Peer struct {
 	psk          noise.PresharedKey
 	hsIndex      uint32
 	hsEntry      *indexEntry
-	lastInitSent time.Time
+	lastInitSent time.Time // last initiation, or response, we sent
 	cookie       *noise.CookieGenerator
 
 	keypairs noise.Keypairs
@@ -197,8 +197,10 @@ func (p *Peer) sendStaged(fromWorker bool) {
 		p.initiate(false)
 		return
 	}
-	if kp != nil && kp.IsInitiator &&
-		(now.Sub(kp.Created) >= noise.RekeyAfterTime || kp.SendCounter() >= noise.RekeyAfterMessages) {
+	// Rekey-After-Messages applies to both roles, Rekey-After-Time to the
+	// initiator only.
+	if kp != nil && (kp.SendCounter() >= noise.RekeyAfterMessages ||
+		kp.IsInitiator && now.Sub(kp.Created) >= noise.RekeyAfterTime) {
 		p.initiate(false)
 	}
 }

@@ -112,6 +112,9 @@ func (p *Peer) onTimer() {
 		if now.Sub(t.firstAttempt) >= noise.RekeyAttemptTime {
 			giveUp = true
 			t.firstAttempt = time.Time{}
+			// No passive keepalive either, as in wireguard-go.
+			t.due[timerSendKeepalive] = time.Time{}
+			fire[timerSendKeepalive] = false
 			if t.due[timerZeroKeys].IsZero() {
 				t.due[timerZeroKeys] = now.Add(3 * noise.RejectAfterTime)
 			}
@@ -155,6 +158,7 @@ func (p *Peer) onTimer() {
 	if fire[timerZeroKeys] {
 		p.d.log.Debug("erasing session keys", "peer", p.short())
 		p.zeroKeys()
+		p.dropStaged()
 	}
 }
 
@@ -259,9 +263,14 @@ func (p *Peer) timersAnyAuthenticatedPacketSent() {
 }
 
 // timersAnyAuthenticatedPacketReceived: anything authenticated arrived.
+// Like sending, it postpones the persistent keepalive (wireguard-go's
+// timersAnyAuthenticatedPacketTraversal).
 func (p *Peer) timersAnyAuthenticatedPacketReceived() {
 	p.timerEvent(func(now time.Time) {
 		p.timers.due[timerNewHandshake] = time.Time{}
+		if ka := time.Duration(p.keepalive.Load()); ka > 0 {
+			p.timers.due[timerPersistent] = now.Add(ka)
+		}
 	})
 }
 

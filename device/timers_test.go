@@ -371,9 +371,18 @@ func TestPersistentKeepalive(t *testing.T) {
 	if got, want := due(a.peer(b), timerPersistent), pr.clock.Now().Add(ka); !got.Equal(want) {
 		t.Fatalf("persistent keepalive due %v, want %v", got, want)
 	}
+	// So does receiving: B's passive keepalive for the data arrives
+	// Keepalive-Timeout later.
+	tr.advance(t, pr.clock, noise.KeepaliveTimeout, a, b)
+	if n := tr.count(b, a, "keepalive"); n != 1 {
+		t.Fatalf("B sent %d passive keepalives, want 1", n)
+	}
+	if got, want := due(a.peer(b), timerPersistent), pr.clock.Now().Add(ka); !got.Equal(want) {
+		t.Fatalf("persistent keepalive due %v after receiving, want %v", got, want)
+	}
 	tr.advance(t, pr.clock, ka-time.Second, a, b)
 	if n := tr.count(a, b, "keepalive"); n != 3 {
-		t.Fatalf("keepalive although data was sent %v ago (%d)", ka-time.Second, n)
+		t.Fatalf("keepalive although a packet went by %v ago (%d)", ka-time.Second, n)
 	}
 	tr.advance(t, pr.clock, time.Second, a, b)
 	if n := tr.count(a, b, "keepalive"); n != 4 {

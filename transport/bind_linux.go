@@ -165,9 +165,21 @@ func (b *LinuxBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 	if b.socks.Load() != nil {
 		return nil, 0, errors.New("transport: bind already open")
 	}
-	v4, v6, actual, err := bindPair(b.listen, port)
+	socks, fns, actual, err := b.openSockets(port)
 	if err != nil {
 		return nil, 0, err
+	}
+	b.gsoBroken.Store(false)
+	b.socks.Store(socks)
+	return fns, actual, nil
+}
+
+// openSockets binds and sets up a new pair of sockets on port without
+// touching the open ones. b.mu must be held.
+func (b *LinuxBind) openSockets(port uint16) (*linuxSockets, []ReceiveFunc, uint16, error) {
+	v4, v6, actual, err := bindPair(b.listen, port)
+	if err != nil {
+		return nil, nil, 0, err
 	}
 	socks := &linuxSockets{}
 	var fns []ReceiveFunc
@@ -183,7 +195,7 @@ func (b *LinuxBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 			if v6 != nil {
 				v6.Close()
 			}
-			return nil, 0, err
+			return nil, nil, 0, err
 		}
 		if s.v6 {
 			socks.v6 = s
@@ -192,9 +204,7 @@ func (b *LinuxBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 		}
 		fns = append(fns, newLinuxReceiver(b, s).receive)
 	}
-	b.gsoBroken.Store(false)
-	b.socks.Store(socks)
-	return fns, actual, nil
+	return socks, fns, actual, nil
 }
 
 func (b *LinuxBind) listen(network string, port uint16) (*net.UDPConn, error) {

@@ -52,6 +52,16 @@ func (b *memBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 	}
 	b.net.mu.Lock()
 	defer b.net.mu.Unlock()
+	port, err := b.freePortLocked(port)
+	if err != nil {
+		return nil, 0, err
+	}
+	return []ReceiveFunc{b.startLocked(port)}, port, nil
+}
+
+// freePortLocked returns port if it is free on b's address, or for port 0
+// a free one. b.net.mu must be held.
+func (b *memBind) freePortLocked(port uint16) (uint16, error) {
 	if port == 0 {
 		for p := uint16(40000); p != 0; p++ {
 			if _, used := b.net.binds[netip.AddrPortFrom(b.addr, p)]; !used {
@@ -62,8 +72,15 @@ func (b *memBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 	}
 	ap := netip.AddrPortFrom(b.addr, port)
 	if _, used := b.net.binds[ap]; used || port == 0 {
-		return nil, 0, fmt.Errorf("transport: address %v in use", ap)
+		return 0, fmt.Errorf("transport: address %v in use", ap)
 	}
+	return port, nil
+}
+
+// startLocked registers b on port, which must be free, and returns its
+// receive function. b.mu and b.net.mu must be held.
+func (b *memBind) startLocked(port uint16) ReceiveFunc {
+	ap := netip.AddrPortFrom(b.addr, port)
 	b.local = ap
 	b.queue = make(chan datagram, memQueueLen)
 	b.done = make(chan struct{})
@@ -136,7 +153,7 @@ func (b *memBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 			}
 		}
 	}
-	return []ReceiveFunc{recv}, port, nil
+	return recv
 }
 
 func (b *memBind) Close() error {

@@ -60,19 +60,28 @@ type LinuxStats struct {
 type LinuxDevice struct {
 	f     *os.File
 	rc    syscall.RawConn
-	index int32
+	index atomic.Int32 // in the namespace the interface is in
 
 	ctlMu sync.Mutex // guards ctl against Close
 	ctl   int        // AF_INET datagram socket for interface ioctls, -1 when closed
+	// homeIno identifies the namespace the device was created in (that
+	// of ctl and nl), 0 if the kernel cannot say.
+	homeIno uint64
 
 	vnet     bool // packets carry a virtio-net header
 	offloads int  // TUN_F_* flags the kernel accepted
 
 	nl        *os.File // NETLINK_ROUTE socket subscribed to link changes
+	nlReq     *os.File // NETLINK_ROUTE socket for namespace id requests
+	nlSeq     uint32   // sequence number of the last request on nlReq
 	events    chan Event
 	closed    chan struct{}
 	closeOnce sync.Once
 	wg        sync.WaitGroup
+	// gone is closed when a read finds the interface deleted.
+	gone        chan struct{}
+	goneOnce    sync.Once
+	deletedOnce sync.Once
 
 	// readCallMu serialises Read and ReadFunc; readMu guards the read
 	// scratch and is held while a batch is handled, so batches taken by
@@ -164,7 +173,7 @@ func CreateTUNFromFile(file *os.File, mtu int) (Device, error) {
 
 // newLinuxDevice finishes setting up the TUN descriptor fd, which it owns.
 func newLinuxDevice(fd int, mtu int) (_ *LinuxDevice, err error) {
-	d := &LinuxDevice{ctl: -1, events: make(chan Event, 16), closed: make(chan struct{})}
+	d := &LinuxDevice{ctl: -1, events: make(chan Event, 16), closed: make(chan struct{}), gone: make(chan struct{})}
 	defer func() {
 		if err != nil {
 			d.release()
@@ -208,13 +217,12 @@ func newLinuxDevice(fd int, mtu int) (_ *LinuxDevice, err error) {
 	if d.rc, err = d.f.SyscallConn(); err != nil {
 		return nil, fmt.Errorf("tun: %w", err)
 	}
-	if d.ctl, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
-		if d.ctl, err = unix.Socket(unix.AF_INET6, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0); err != nil {
-			d.ctl = -1
-			return nil, fmt.Errorf("tun: control socket: %w", err)
-		}
+	if d.ctl, err = newCtlSocket(-1); err != nil {
+		d.ctl = -1
+		return nil, err
 	}
-	if err := d.ctlIoctl(name, unix.SIOCGIFINDEX, func(ifr *unix.Ifreq) { d.index = int32(ifr.Uint32()) }); err != nil {
+	d.homeIno = socketNetnsInode(d.ctl)
+	if err := d.ctlIoctl(name, unix.SIOCGIFINDEX, func(ifr *unix.Ifreq) { d.index.Store(int32(ifr.Uint32())) }); err != nil {
 		return nil, err
 	}
 
@@ -224,11 +232,15 @@ func newLinuxDevice(fd int, mtu int) (_ *LinuxDevice, err error) {
 	if err != nil {
 		return nil, fmt.Errorf("tun: netlink socket: %w", err)
 	}
+	listenAllNetns(nlfd)
 	if err := unix.Bind(nlfd, &unix.SockaddrNetlink{Family: unix.AF_NETLINK, Groups: unix.RTMGRP_LINK}); err != nil {
 		unix.Close(nlfd)
 		return nil, fmt.Errorf("tun: netlink bind: %w", err)
 	}
 	d.nl = os.NewFile(uintptr(nlfd), "netlink")
+	if d.nlReq, err = openRequestSocket(); err != nil {
+		return nil, err
+	}
 
 	if mtu > 0 {
 		cur, err := d.MTU()
@@ -258,8 +270,9 @@ func newLinuxDevice(fd int, mtu int) (_ *LinuxDevice, err error) {
 		d.wr.fn = d.writePackets
 	}
 	d.setCallbacks()
-	d.wg.Add(1)
+	d.wg.Add(2)
 	go d.routineLinkEvents(up, uint32(curMTU))
+	go d.routineGone()
 	return d, nil
 }
 
@@ -278,6 +291,9 @@ func (d *LinuxDevice) setCallbacks() {
 func (d *LinuxDevice) release() {
 	if d.nl != nil {
 		d.nl.Close()
+	}
+	if d.nlReq != nil {
+		d.nlReq.Close()
 	}
 	if d.f != nil {
 		d.f.Close()
@@ -303,10 +319,12 @@ func (d *LinuxDevice) ctlIoctl(name string, req uint, fn func(*unix.Ifreq)) erro
 func (d *LinuxDevice) ctlIoctlIfreq(ifr *unix.Ifreq, req uint, fn func(*unix.Ifreq)) error {
 	d.ctlMu.Lock()
 	defer d.ctlMu.Unlock()
-	if d.ctl < 0 {
-		return ErrClosed
+	ctl, release, err := d.ctlSocket()
+	if err != nil {
+		return err
 	}
-	if err := unix.IoctlIfreq(d.ctl, req, ifr); err != nil {
+	defer release()
+	if err := unix.IoctlIfreq(ctl, req, ifr); err != nil {
 		return fmt.Errorf("tun: ioctl %#x on %s: %w", req, ifr.Name(), err)
 	}
 	if fn != nil {
@@ -378,7 +396,7 @@ func (d *LinuxDevice) SetMTU(mtu int) error {
 }
 
 // Index returns the interface index.
-func (d *LinuxDevice) Index() int { return int(d.index) }
+func (d *LinuxDevice) Index() int { return int(d.index.Load()) }
 
 // Offloads reports which kernel offloads are on: TCP segmentation (TSO,
 // reads may carry TCP super-packets and writes are coalesced) and UDP
@@ -421,6 +439,10 @@ func (d *LinuxDevice) Close() error {
 		d.ctl = -1
 		d.ctlMu.Unlock()
 		d.wg.Wait()
+		// Only the link watcher uses it, with system calls of its own.
+		if d.nlReq != nil {
+			d.nlReq.Close()
+		}
 		close(d.events)
 		err = errors.Join(errNL, errF, errCtl)
 	})
@@ -435,75 +457,6 @@ func (d *LinuxDevice) sendEvent(ev Event) bool {
 	case <-d.closed:
 		return false
 	}
-}
-
-// routineLinkEvents turns netlink link messages about this interface into
-// Events until Close or the interface's deletion.
-func (d *LinuxDevice) routineLinkEvents(up bool, mtu uint32) {
-	defer d.wg.Done()
-	buf := make([]byte, 1<<16)
-	deleted := false
-	handle := func(m linkMsg) {
-		if m.index != d.index || deleted {
-			return
-		}
-		if m.deleted {
-			deleted = true
-			return
-		}
-		if u := isUp(m.flags); u != up {
-			up = u
-			ev := EventDown
-			if u {
-				ev = EventUp
-			}
-			d.sendEvent(ev)
-		}
-		if m.mtu != 0 && m.mtu != mtu {
-			mtu = m.mtu
-			d.sendEvent(EventMTUUpdate)
-		}
-	}
-	for {
-		n, err := d.nl.Read(buf)
-		if err != nil {
-			if errors.Is(err, os.ErrClosed) {
-				return
-			}
-			if errors.Is(err, unix.ENOBUFS) {
-				// Messages were lost: compare with the current state.
-				u, m, err := d.linkState()
-				if errors.Is(err, unix.ENODEV) {
-					d.sendEvent(EventDeleted)
-					return
-				}
-				if err == nil {
-					handle(linkMsg{index: d.index, flags: boolFlags(u), mtu: uint32(m)})
-				}
-				continue
-			}
-			select {
-			case <-d.closed:
-				return
-			default:
-			}
-			// Any other error would repeat: stop listening.
-			return
-		}
-		// A malformed message ends its read; the messages before it count.
-		_ = parseLinkMessages(buf[:n], handle)
-		if deleted {
-			d.sendEvent(EventDeleted)
-			return
-		}
-	}
-}
-
-func boolFlags(up bool) uint32 {
-	if up {
-		return unix.IFF_UP | unix.IFF_RUNNING
-	}
-	return 0
 }
 
 // readState is the scratch space of reads without virtio-net headers.
@@ -573,6 +526,9 @@ func (d *LinuxDevice) read(bufs [][]byte, sizes []int, offset int, handle func(n
 	case err != nil:
 		return 0, fmt.Errorf("%w: %w", ErrClosed, err)
 	case rerr != nil && n == 0:
+		if errors.Is(rerr, unix.EBADFD) {
+			d.noteGone()
+		}
 		return 0, fmt.Errorf("tun: read: %w", rerr)
 	}
 	return n, nil

@@ -1,0 +1,5 @@
+package transport
+
+import "testing"
+
+func TestLinuxBindRebind(t *testing.T) { testRebind(t, NewLinuxBind(LinuxBindConfig{})) }
