@@ -325,8 +325,13 @@ func TestBuildReportTargets(t *testing.T) {
 	check("seal_allocs", false)           // not zero
 	check("idle_mem_per_peer", true)      // 10 ≤ 4096
 	check("idle_goroutine_growth", false) // 10 > 0
-	if total != 11 || met != 6 {
-		t.Errorf("met %d of %d, want 6 of 11", met, total)
+	check("proxy_socks5_mbps", true)      // ≥ 1.5×
+	check("proxy_cpu_per_gb", false)      // ≤ 0.6×
+	check("mh_tcp1", true)                // ≥ 1.5×
+	check("mh_cpu_per_gb", false)         // ≤ 0.6×
+	check("mh_over_single", true)         // 10 ≥ 0.6
+	if total != 16 || met != 9 {
+		t.Errorf("met %d of %d, want 9 of 16", met, total)
 	}
 
 	res = fakeSamples(p, 1, 4) // ratio 0.25
@@ -334,6 +339,7 @@ func TestBuildReportTargets(t *testing.T) {
 	res["open_allocs"][nameGotatun] = []float64{0, 0.01, 0}
 	res["idle_goroutine_growth"][nameGotatun] = []float64{0}
 	res["idle_mem_per_peer"][nameGotatun] = []float64{5000, 4000, 4096}
+	res["mh_over_single"][nameGotatun] = []float64{0.5, 0.7, 0.55}
 	rows, _, _ = buildReport(p, res)
 	for _, r := range rows {
 		byID[r.ID] = r
@@ -345,6 +351,7 @@ func TestBuildReportTargets(t *testing.T) {
 	check("open_allocs", false) // one sample allocated
 	check("idle_goroutine_growth", true)
 	check("idle_mem_per_peer", true) // median 4096
+	check("mh_over_single", false)   // median 0.55
 
 	delete(res["tcp4_rev"], nameGotatun)
 	res["tcp1_rev"][nameWG] = []float64{math.NaN()}

@@ -214,6 +214,11 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
+	logf("building wgproxy (the proxy package on wireguard-go's netstack)")
+	wgProxy, err := buildWGProxy(ctx, root, work)
+	if err != nil {
+		return err
+	}
 	testBin := filepath.Join(work, "inproc.test")
 	if !o.skipInproc {
 		logf("building the in-process benchmarks")
@@ -254,6 +259,13 @@ func run(ctx context.Context, o options) (err error) {
 	}
 	if nb.server != nil {
 		nb.server.stop()
+	}
+	if err := runProxyRounds(ctx, nb, wgProxy, gt.bin); err != nil {
+		return err
+	}
+	logf("multihop: client, entry relay and exit relay in three namespaces")
+	if err := measureMultihop(ctx, p, gt, wg, work, logf, res); err != nil {
+		return err
 	}
 	if !o.skipInproc {
 		logf("in-process benchmarks")

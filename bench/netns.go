@@ -250,10 +250,9 @@ const clockTicksPerSecond = 100
 
 // tunnel is a running pair of daemons of one implementation.
 type tunnel struct {
-	impl       *impl
-	a, b       *proc
-	ifA, ifB   string
-	keyFileDir string
+	impl     *impl
+	a, b     *proc
+	ifA, ifB string
 }
 
 // startTunnel starts the implementation's daemon in each namespace,

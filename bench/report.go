@@ -22,8 +22,8 @@ const (
 // target is a goal for gotatun, judged on medians unless Kind says otherwise.
 type target struct {
 	// Kind is "ratio_min" (gotatun/wireguard-go ≥ Value), "ratio_max"
-	// (ratio ≤ Value), "abs_max" (gotatun ≤ Value) or "all_zero" (every
-	// gotatun sample is 0).
+	// (ratio ≤ Value), "abs_max" (gotatun ≤ Value), "abs_min" (gotatun ≥
+	// Value) or "all_zero" (every gotatun sample is 0).
 	Kind  string  `json:"kind"`
 	Value float64 `json:"value"`
 	Text  string  `json:"text"`
@@ -47,11 +47,12 @@ const (
 	groupLatency    = "Tunnel latency"
 	groupEfficiency = "Tunnel efficiency"
 	groupInproc     = "In-process (Go benchmarks)"
+	groupProxy      = "Rootless proxy (SOCKS5 on a userspace TCP/IP stack)"
 )
 
 func metricDefs(p plan) []metricDef {
 	tcpTarget := &target{Kind: "ratio_min", Value: 2, Text: "≥ 2.0× wireguard-go"}
-	return []metricDef{
+	return append([]metricDef{
 		{ID: "tcp1_fwd", Name: "TCP, 1 stream, A→B", Unit: "Mbit/s", Higher: true, Group: groupThroughput, Target: tcpTarget, Veth: true},
 		{ID: "tcp1_rev", Name: "TCP, 1 stream, B→A", Unit: "Mbit/s", Higher: true, Group: groupThroughput, Target: tcpTarget},
 		{ID: "tcp4_fwd", Name: "TCP, 4 streams, A→B", Unit: "Mbit/s", Higher: true, Group: groupThroughput, Target: tcpTarget, Veth: true},
@@ -67,6 +68,8 @@ func metricDefs(p plan) []metricDef {
 		{ID: "rtt_load_p99", Short: "Ping RTT under TCP load, p99", Name: "Ping RTT under 1-stream TCP load, p99", Unit: "µs", Group: groupLatency, Veth: true},
 		{ID: "cpu_per_gb", Short: "CPU s per GB (both daemons)", Name: "CPU time of both daemons per GB moved (TCP tests)", Unit: "CPU s/GB", Group: groupEfficiency, Target: &target{Kind: "ratio_max", Value: 0.5, Text: "≤ 0.5× wireguard-go"}, Digits: 2},
 		{ID: "peak_rss", Short: "Peak RSS of a daemon", Name: "Peak RSS of a daemon (VmHWM, larger of the two)", Unit: "MiB", Group: groupEfficiency, Digits: 1},
+		{ID: "proxy_socks5_mbps", Short: "SOCKS5 proxy download", Name: "Bulk download through the SOCKS5 proxy (gotatun proxy vs the same proxy on wireguard-go's netstack)", Unit: "Mbit/s", Higher: true, Group: groupProxy, Target: &target{Kind: "ratio_min", Value: 1.5, Text: "≥ 1.5× wireguard-go"}},
+		{ID: "proxy_cpu_per_gb", Short: "SOCKS5 proxy CPU s per GB", Name: "CPU time of the proxy process per GB downloaded", Unit: "CPU s/GB", Group: groupProxy, Target: &target{Kind: "ratio_max", Value: 0.6, Text: "≤ 0.6× wireguard-go"}, Digits: 2},
 		{ID: "hs_per_sec", Short: "Full handshakes per second", Name: "Full handshakes per second (initiation + response, both consumed, sessions derived)", Unit: "1/s", Higher: true, Group: groupInproc, Target: &target{Kind: "ratio_min", Value: 1, Text: "≥ 1.0× wireguard-go"}},
 		{ID: "hs_allocs", Name: "Allocations per full handshake", Unit: "allocs", Group: groupInproc},
 		{ID: "seal_ns", Name: "Encrypt one 1420-byte packet", Unit: "ns", Group: groupInproc},
@@ -79,7 +82,7 @@ func metricDefs(p plan) []metricDef {
 		{ID: "idle_mem_per_peer", Short: "Heap + stacks per idle peer", Name: fmt.Sprintf("Heap + goroutine stacks per idle peer (%d peers)", p.IdlePeers), Unit: "B", Group: groupInproc, Target: &target{Kind: "abs_max", Value: 4096, Text: "≤ 4 KiB"}},
 		{ID: "idle_goroutines_per_peer", Short: "Goroutines per idle peer", Name: fmt.Sprintf("Goroutines per idle peer (%d peers)", p.IdlePeers), Unit: "goroutines", Group: groupInproc, Digits: 3},
 		{ID: "idle_goroutine_growth", Short: "Goroutines added, N/10 → N peers", Name: fmt.Sprintf("Goroutines added going from %d to %d peers", p.IdlePeers/10, p.IdlePeers), Unit: "goroutines", Group: groupInproc, Target: &target{Kind: "abs_max", Value: 0, Text: "0 (independent of peer count)"}},
-	}
+	}, multihopMetricDefs()...)
 }
 
 // stat summarises the samples of one metric for one implementation.
@@ -180,6 +183,8 @@ func judge(t target, g *stat, ratio *float64) bool {
 		return ratio != nil && *ratio <= t.Value
 	case "abs_max":
 		return g != nil && g.Median <= t.Value
+	case "abs_min":
+		return g != nil && g.Median >= t.Value
 	case "all_zero":
 		return g != nil && g.Max == 0 && g.Min == 0
 	}

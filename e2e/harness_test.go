@@ -14,7 +14,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -278,10 +277,18 @@ func startIface(t *testing.T, n *netns, impl string) *iface {
 // startIfaceEnv is startIface with extra environment variables.
 func startIfaceEnv(t *testing.T, n *netns, impl string, env ...string) *iface {
 	t.Helper()
-	i := &iface{t: t, ns: n, name: uniq("g"), impl: impl, out: &syncBuffer{}, exited: make(chan struct{})}
-	i.priv = newKey(t)
+	return startIfaceArgs(t, n, impl, uniq("g"), newKey(t), env)
+}
+
+// startIfaceArgs is startIfaceEnv for the interface name with key priv
+// (for wg's output; the caller configures it) and args for the daemon
+// before the name.
+func startIfaceArgs(t *testing.T, n *netns, impl, name string, priv noise.PrivateKey, env []string, args ...string) *iface {
+	t.Helper()
+	i := &iface{t: t, ns: n, name: name, impl: impl, out: &syncBuffer{}, exited: make(chan struct{})}
+	i.priv = priv
 	i.pub = i.priv.PublicKey()
-	i.cmd = n.command(context.Background(), filepath.Join(binDir, impl), "-f", i.name)
+	i.cmd = n.command(context.Background(), append(append([]string{filepath.Join(binDir, impl), "-f"}, args...), i.name)...)
 	i.cmd.Env = append(append(os.Environ(), "LOG_LEVEL=error"), env...)
 	i.cmd.Stdout = i.out
 	i.cmd.Stderr = i.out
@@ -463,16 +470,6 @@ func noPing(t *testing.T, n *netns, addr netip.Addr) {
 	if err == nil {
 		t.Fatalf("[%s] %s still answers:\n%s", n.name, addr, out)
 	}
-}
-
-// udpPort returns a local UDP address's port, for diagnostics.
-func udpPort(s string) int {
-	_, p, err := net.SplitHostPort(s)
-	if err != nil {
-		return 0
-	}
-	n, _ := strconv.Atoi(p)
-	return n
 }
 
 // lines reads r line by line into ch until EOF.

@@ -139,21 +139,21 @@ func TestDecodeKnownMachines(t *testing.T) {
 // invalidReason maps the comment of a machines-invalid.txt entry to the
 // error class the string must be rejected with, and a fragment the message
 // must contain.
-func invalidReason(comment string) (error, string) {
+func invalidReason(comment string) (string, error) {
 	c := strings.ToLower(comment)
 	switch {
 	case strings.HasPrefix(c, "string shorter"):
-		return ErrStringTooShort, ""
+		return "", ErrStringTooShort
 	case strings.HasPrefix(c, "non-ascii"):
-		return ErrNotASCII, ""
+		return "", ErrNotASCII
 	case strings.Contains(c, "version prefix"):
-		return ErrVersionMismatch, ""
+		return "", ErrVersionMismatch
 	case strings.Contains(c, "zlib") || strings.Contains(c, "deflate") || strings.Contains(c, "adler"):
-		return ErrZlib, ""
+		return "", ErrZlib
 	case strings.Contains(c, "base64"):
-		return ErrBase64, ""
+		return "", ErrBase64
 	case strings.HasPrefix(c, "bincode:") || strings.HasPrefix(c, "legacy"):
-		return ErrBincode, ""
+		return "", ErrBincode
 	case strings.HasPrefix(c, "validate:"):
 		for _, f := range []struct{ in, want string }{
 			{"sendpadding.timeout", "action.timeout"},
@@ -168,12 +168,12 @@ func invalidReason(comment string) (error, string) {
 			{"probabilit", "transitions[NormalSent]"},
 		} {
 			if strings.Contains(c, f.in) {
-				return ErrInvalidMachine, f.want
+				return f.want, ErrInvalidMachine
 			}
 		}
-		return ErrInvalidMachine, ""
+		return "", ErrInvalidMachine
 	}
-	return nil, ""
+	return "", nil
 }
 
 func TestRejectInvalidMachines(t *testing.T) {
@@ -183,7 +183,7 @@ func TestRejectInvalidMachines(t *testing.T) {
 	}
 	rejected := 0
 	for i, l := range lines {
-		want, frag := invalidReason(l.comment)
+		frag, want := invalidReason(l.comment)
 		if want == nil {
 			t.Fatalf("[%d] no expectation for comment %q", i, l.comment)
 		}

@@ -1,5 +1,7 @@
 package maybenot
 
+//lint:file-ignore ST1005 messages start with Maybenot's names of types and fields (Uniform, Cancel.timer).
+
 import (
 	"errors"
 	"fmt"

@@ -25,6 +25,9 @@ type world struct {
 	exitEndpoint     netip.AddrPort // exit relay, as the client addresses it
 	natAddr          netip.AddrPort // entry relay's forwarding address
 	inner, innerPeer netip.Addr     // client and far end inside the exit tunnel
+	nw               *transport.Network
+	entryPub         noise.PublicKey
+	clientOuter      netip.Addr // the client entry device's address
 }
 
 func key(t *testing.T, seed byte) noise.PrivateKey {
@@ -34,8 +37,6 @@ func key(t *testing.T, seed byte) noise.PrivateKey {
 	}
 	return k
 }
-
-func ptr[T any](v T) *T { return &v }
 
 func apply(t *testing.T, d *device.Device, priv noise.PrivateKey, port uint16, peer noise.PublicKey, ep netip.AddrPort, allowed ...string) {
 	t.Helper()
@@ -59,8 +60,9 @@ func apply(t *testing.T, d *device.Device, priv noise.PrivateKey, port uint16, p
 // outer packets and inside the exit tunnel.
 func newWorld(t *testing.T, v6 bool) *world {
 	nw := transport.NewNetwork()
-	w := &world{clientKey: key(t, 1)}
+	w := &world{clientKey: key(t, 1), nw: nw, clientOuter: netip.MustParseAddr("198.51.100.2")}
 	entryKey, exitKey := key(t, 2), key(t, 3)
+	w.entryPub = entryKey.PublicKey()
 	entryPublic := netip.MustParseAddrPort("192.0.2.1:51820")
 	tunAddr := client4
 	w.exitEndpoint, w.natAddr = relay4, netip.MustParseAddrPort("203.0.113.1:40000")
@@ -85,7 +87,7 @@ func newWorld(t *testing.T, v6 bool) *world {
 
 	w.clientTUN = tun.NewMemory("client", ExitMTU(0), 1024)
 	w.client, err = New(Config{
-		Entry: device.Options{Bind: nw.NewBind(netip.MustParseAddr("198.51.100.2"))},
+		Entry: device.Options{Bind: nw.NewBind(w.clientOuter)},
 		Exit:  device.Options{TUN: w.clientTUN},
 		Addrs: []netip.Addr{client4, client6},
 	})

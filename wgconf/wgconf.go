@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/device"
 	"github.com/gotatun/gotatun/noise"
 )
@@ -59,13 +60,15 @@ type Peer struct {
 	Endpoint            string
 	AllowedIPs          []netip.Prefix
 	PersistentKeepalive time.Duration
-	// DaitaMachines are the peer's Maybenot machines (DaitaMachine lines),
-	// in the order written.
-	DaitaMachines []string
+	// DAITA is the peer's DAITA settings, nil if the section has no
+	// Daita key: DaitaMachine (one line per Maybenot machine, in order),
+	// DaitaMaxDecoyFrac, DaitaMaxDelayFrac, DaitaMaxDelayedPackets and
+	// DaitaMinDelayCapacity, the UAPI's daita_ keys.
+	DAITA *daita.Config
 	// Line is where the section starts, for messages about the peer.
 	Line int
 
-	endpointLine, daitaLine int
+	endpointLine int
 }
 
 // Error is a problem at one place of a file.
@@ -402,16 +405,60 @@ func (p *parser) setPeer(peer *Peer, key, v string) error {
 			return p.errf("%q is not a number of seconds (0 to 65535) or \"off\"", clip(v))
 		}
 		peer.PersistentKeepalive = time.Duration(n) * time.Second
-	case "daitamachine":
-		if v == "" {
-			return p.errf("empty machine")
-		}
-		if peer.daitaLine == 0 {
-			peer.daitaLine = p.line
-		}
-		peer.DaitaMachines = append(peer.DaitaMachines, v)
+	case "daitamachine", "daitamaxdecoyfrac", "daitamaxdelayfrac", "daitamaxdelayedpackets", "daitamindelaycapacity":
+		return p.setDAITA(peer, key, v)
 	default:
 		return p.errf("unknown key in [Peer]")
+	}
+	return nil
+}
+
+func (p *parser) setDAITA(peer *Peer, key, v string) error {
+	if peer.DAITA == nil {
+		cfg := daita.DefaultConfig()
+		peer.DAITA = &cfg
+	}
+	cfg := peer.DAITA
+	if key == "daitamachine" {
+		if len(cfg.Machines) >= daita.MaxMachines {
+			return p.errf("more than %d machines", daita.MaxMachines)
+		}
+		one := daita.Config{Machines: []string{v}, MaxDelayedPackets: 1}
+		if err := one.Validate(); err != nil {
+			return p.wrap(err)
+		}
+		cfg.Machines = append(cfg.Machines, v)
+		return nil
+	}
+	if err := p.once(key); err != nil {
+		return err
+	}
+	switch key {
+	case "daitamaxdecoyfrac", "daitamaxdelayfrac":
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return p.errf("%q is not a decimal number", clip(v))
+		}
+		if err := daita.CheckFrac(p.key, f); err != nil {
+			return p.wrap(err)
+		}
+		if key == "daitamaxdecoyfrac" {
+			cfg.MaxDecoyFrac = f
+		} else {
+			cfg.MaxDelayFrac = f
+		}
+	case "daitamaxdelayedpackets":
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n < 1 || n > daita.MaxDelayedPacketsLimit {
+			return p.errf("%q is not a number from 1 to %d", clip(v), daita.MaxDelayedPacketsLimit)
+		}
+		cfg.MaxDelayedPackets = int(n)
+	case "daitamindelaycapacity":
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || n > daita.MaxDelayedPacketsLimit {
+			return p.errf("%q is not a number from 0 to %d", clip(v), daita.MaxDelayedPacketsLimit)
+		}
+		cfg.MinDelayCapacity = int(n)
 	}
 	return nil
 }
@@ -487,10 +534,6 @@ type Resolver interface {
 	LookupNetIP(ctx context.Context, network, host string) ([]netip.Addr, error)
 }
 
-// ErrDaitaUnsupported is returned by DeviceConfig for a peer with
-// DaitaMachine lines while the device has no DAITA support.
-var ErrDaitaUnsupported = errors.New("DAITA machines are not supported by this build")
-
 // DeviceConfig converts the file into a device configuration that
 // replaces every peer. Endpoint host names are looked up with r (nil is
 // net.DefaultResolver); an IPv4 address is preferred.
@@ -522,8 +565,12 @@ func (c *Config) DeviceConfig(ctx context.Context, r Resolver) (device.Config, e
 			}
 			pc.Endpoint = &ep
 		}
-		if len(p.DaitaMachines) > 0 {
-			return device.Config{}, &Error{File: c.File, Line: p.daitaLine, Key: "DaitaMachine", Err: ErrDaitaUnsupported}
+		if p.DAITA != nil {
+			cfg := p.DAITA.Clone()
+			if err := cfg.Validate(); err != nil {
+				return device.Config{}, &Error{File: c.File, Line: p.Line, Key: "Daita", Err: err}
+			}
+			pc.DAITA = &cfg
 		}
 		dc.Peers = append(dc.Peers, pc)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gotatun/gotatun/daita"
 )
 
 const (
@@ -118,17 +120,40 @@ func TestDeviceConfigResolves(t *testing.T) {
 	}
 }
 
-func TestDaitaMachines(t *testing.T) {
-	text := "[Interface]\nPrivateKey=" + privB64 + "\n[Peer]\nPublicKey=" + pub1B64 + "\nDaitaMachine = 02eNpjYEAFjKhcAAA\nDaitaMachine = 02eNpjYGAAAAAE\n"
+func TestDAITA(t *testing.T) {
+	const noop = "02eNpjYEAHjOgCAAA0AAI="
+	text := "[Interface]\nPrivateKey=" + privB64 + "\n[Peer]\nPublicKey=" + pub1B64 +
+		"\nDaitaMachine = " + noop + "\nDaitaMachine = " + noop + "\nDaitaMaxDecoyFrac = 0.5\nDaitaMaxDelayedPackets = 100\n" +
+		"[Peer]\nPublicKey=" + pub2B64 + "\n"
 	c, err := Parse("d.conf", []byte(text))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(c.Peers[0].DaitaMachines) != 2 {
-		t.Fatalf("machines %q", c.Peers[0].DaitaMachines)
+	d := c.Peers[0].DAITA
+	if d == nil || len(d.Machines) != 2 || d.MaxDecoyFrac != 0.5 || d.MaxDelayedPackets != 100 ||
+		d.MinDelayCapacity != daita.DefaultMinDelayCapacity {
+		t.Fatalf("DAITA %+v", d)
 	}
-	if _, err := c.DeviceConfig(context.Background(), nil); !errors.Is(err, ErrDaitaUnsupported) {
-		t.Errorf("DeviceConfig: %v", err)
+	if c.Peers[1].DAITA != nil {
+		t.Error("DAITA on a peer without Daita keys")
+	}
+	dc, err := c.DeviceConfig(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if dc.Peers[0].DAITA == nil || !dc.Peers[0].DAITA.Equal(*d) || dc.Peers[1].DAITA != nil {
+		t.Errorf("device config DAITA %+v", dc.Peers[0].DAITA)
+	}
+	bad := []struct{ line, want string }{
+		{"DaitaMachine = 02eNpjYEAHjOgCAAA0AAI", "d.conf:5: DaitaMachine: "},
+		{"DaitaMaxDelayFrac = 2", "d.conf:5: DaitaMaxDelayFrac: "},
+		{"DaitaMaxDelayedPackets = 0", "d.conf:5: DaitaMaxDelayedPackets: \"0\" is not a number from 1"},
+	}
+	for _, tc := range bad {
+		text := "[Interface]\nPrivateKey=" + privB64 + "\n[Peer]\nPublicKey=" + pub1B64 + "\n" + tc.line + "\n"
+		if _, err := Parse("d.conf", []byte(text)); err == nil || !strings.HasPrefix(err.Error(), tc.want) {
+			t.Errorf("%s: %v", tc.line, err)
+		}
 	}
 }
 
@@ -190,7 +215,7 @@ func equal[T comparable](a, b []T) bool {
 
 func FuzzParse(f *testing.F) {
 	f.Add([]byte(good))
-	f.Add([]byte("[Interface]\nPrivateKey=" + privB64 + "\n[Peer]\nPublicKey=" + pub1B64 + "\nDaitaMachine=x\n"))
+	f.Add([]byte("[Interface]\nPrivateKey=" + privB64 + "\n[Peer]\nPublicKey=" + pub1B64 + "\nDaitaMachine=02eNpjYEAHjOgCAAA0AAI=\nDaitaMaxDecoyFrac=0.1\n"))
 	f.Add([]byte("[Interface]\nAddress = ::1/129\n"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c, err := Parse("fuzz", b)

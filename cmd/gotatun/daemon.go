@@ -35,7 +35,8 @@ type daemonArgs struct {
 	foreground bool
 	ifname     string
 	logLevel   slog.Level
-	silent     bool // LOG_LEVEL=silent
+	silent     bool      // LOG_LEVEL=silent
+	entry      entryArgs // multihop
 }
 
 // daemonFlagAliases maps a daemon flag's short name to its long one; the
@@ -50,6 +51,7 @@ func daemonFlags(a *daemonArgs) *flag.FlagSet {
 	fs.Usage = func() {}
 	fs.BoolVar(&a.foreground, "foreground", false, "stay in the foreground (as WG_PROCESS_FOREGROUND=1)")
 	fs.BoolVar(&a.foreground, "f", false, "")
+	a.entry.define(fs)
 	return fs
 }
 
@@ -70,10 +72,11 @@ func daemonFlagHelp() string {
 		if s, ok := short[f.Name]; ok {
 			names = "-" + s + ", " + names
 		}
-		if arg, _ := flag.UnquoteUsage(f); arg != "" {
+		arg, usage := flag.UnquoteUsage(f)
+		if arg != "" {
 			names += " " + arg
 		}
-		fmt.Fprintf(&b, "  %-22s %s\n", names, f.Usage)
+		fmt.Fprintf(&b, "  %-22s %s\n", names, usage)
 	})
 	return b.String()
 }
@@ -92,6 +95,7 @@ the interface needs root or CAP_NET_ADMIN, and read and write access to
 
 Daemon flags:
 ` + daemonFlagHelp() + `
+` + multihopHelp + `
 Interface names: an IFNAME that is a command name, or one edit from one
 (a letter added, dropped or changed, or two neighbours swapped; case
 ignored), is refused as a likely typo: "gotatun dmeo" does not create dmeo.
@@ -149,6 +153,9 @@ func parseDaemonArgs(args []string) (daemonArgs, error) {
 		a.ifname = names[0]
 	default:
 		return a, fmt.Errorf("expected one interface name, got %d arguments: %q", len(names), names)
+	}
+	if err := a.entry.check(a.ifname); err != nil {
+		return a, err
 	}
 	level, ok, err := logLevel(os.Getenv(envLogLevel))
 	if err != nil {

@@ -47,7 +47,11 @@ func runForeground(a daemonArgs, stderr io.Writer) int {
 		return 1
 	}
 
-	tdev, err := openTUN(ifname)
+	mtu := defaultMTU
+	if a.entry.name != "" {
+		mtu = a.entry.exitMTU()
+	}
+	tdev, err := openTUN(ifname, mtu)
 	if err != nil {
 		return fail("cannot create interface %s: %v%s", ifname, err, privilegeHint(err))
 	}
@@ -62,7 +66,15 @@ func runForeground(a daemonArgs, stderr io.Writer) int {
 		return fail("cannot create configuration socket for %s: %v%s", ifname, err, privilegeHint(err))
 	}
 	wt := watchTUN(tdev)
-	dev, err := device.New(device.Options{TUN: wt, Bind: newBind(), Logger: log})
+	var dev *device.Device
+	var entry *entryHop
+	if a.entry.name != "" {
+		if entry, err = startEntryHop(a, wt, log, stderr); err == nil {
+			dev = entry.client.Exit
+		}
+	} else {
+		dev, err = device.New(device.Options{TUN: wt, Bind: newBind(), Logger: log})
+	}
 	if err != nil {
 		ln.Close()
 		wt.Close()
@@ -98,6 +110,9 @@ func runForeground(a daemonArgs, stderr io.Writer) int {
 		log.Error("configuration socket failed; shutting down", "err", err)
 		served = nil
 		code = 1
+	case <-entry.stopped():
+		log.Error("entry device stopped; shutting down", "err", entry.err())
+		code = 1
 	}
 	close(stopTuner)
 	<-tunerDone
@@ -105,6 +120,7 @@ func runForeground(a daemonArgs, stderr io.Writer) int {
 	if served != nil {
 		<-served
 	}
+	entry.close()
 	dev.Close()
 	log.Info("stopped")
 	return code
@@ -131,7 +147,7 @@ func takeFD(env, name string) (*os.File, error) {
 }
 
 // openTUN creates the interface, or takes the one in WG_TUN_FD.
-func openTUN(ifname string) (tun.Device, error) {
+func openTUN(ifname string, mtu int) (tun.Device, error) {
 	f, err := takeFD(envTUNFD, "tun")
 	if err != nil {
 		return nil, err
@@ -139,7 +155,7 @@ func openTUN(ifname string) (tun.Device, error) {
 	if f != nil {
 		return tun.CreateTUNFromFile(f, 0)
 	}
-	return createTUN(ifname, defaultMTU)
+	return createTUN(ifname, mtu)
 }
 
 // openUAPI creates the configuration socket, or takes the one in

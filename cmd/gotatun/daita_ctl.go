@@ -102,9 +102,10 @@ func daitaSet(args []string, _ io.Reader, stdout, stderr io.Writer) int {
 			strconv.FormatFloat(cfg.MaxDecoyFrac, 'f', -1, 64), strconv.FormatFloat(cfg.MaxDelayFrac, 'f', -1, 64),
 			cfg.MaxDelayedPackets, cfg.MinDelayCapacity)
 	}
-	peers, err := uapiDo(pos[0], req+"\n")
+	_, err = uapiDo(pos[0], req+"\n")
 	if err == nil {
 		// update_only skips an unknown peer silently: say so.
+		var peers []uapiPeer
 		peers, err = uapiDo(pos[0], "get=1\n\n")
 		if err == nil && !slices.ContainsFunc(peers, func(p uapiPeer) bool { return p.key == key }) {
 			err = fmt.Errorf("interface %s has no peer %s", pos[0], pos[1])

@@ -36,6 +36,8 @@ var commands = []command{
 }
 
 // registerCommand adds a subcommand.
+//
+//lint:ignore U1000 the extension point for commands in their own files
 func registerCommand(c command) {
 	if findCommand(c.name) != nil {
 		panic("gotatun: command " + c.name + " registered twice")

@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"testing"
 
+	//lint:ignore SA1019 the raw Poly1305 is the reference for ours.
 	"golang.org/x/crypto/poly1305"
 )
 
