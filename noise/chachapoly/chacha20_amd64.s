@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "zero_amd64.h"
 
 // ChaCha20 with AVX-512. Each group of four zmm registers holds the four
 // rows of four consecutive blocks, one block per 128-bit lane, so a
@@ -97,6 +98,11 @@ GLOBL groupStep<>(SB), RODATA|NOPTR, $16
 #define SPILL(z, off) \
 	VMOVDQU64 z, off(SP)
 
+// R14 = max(R14, R9): how much of the frame holds keystream.
+#define SPILLED \
+	CMPQ    R9, R14; \
+	CMOVQHI R9, R14
+
 // func xorKeyStreamAVX512(state *[16]uint32, dst1, src1 *byte, n1 int, dst2, src2 *byte, n2 int)
 TEXT ·xorKeyStreamAVX512(SB), 0, $1024-56
 	MOVQ state+0(FP), AX
@@ -108,6 +114,7 @@ TEXT ·xorKeyStreamAVX512(SB), 0, $1024-56
 	MOVQ n2+48(FP), R12
 
 	MOVL 48(AX), R13 // block counter
+	XORQ R14, R14    // bytes of keystream spilled to the stack, to wipe
 	MOVQ $0x1111, BX
 	KMOVW BX, K2     // the counter word of each row-3 lane
 
@@ -144,6 +151,7 @@ rounds1:
 	SPILL(Z2, 128)
 	SPILL(Z3, 192)
 	MOVQ $256, R9
+	SPILLED
 	XORQ R8, R8
 	JMP  emit
 
@@ -188,6 +196,7 @@ spill2:
 	SPILL(Z6, 384)
 	SPILL(Z7, 448)
 	MOVQ $512, R9
+	SPILLED
 	XORQ R8, R8
 	JMP  emit
 
@@ -262,7 +271,6 @@ rounds16:
 	LANES4X4(Z8, Z9, Z10, Z11)
 	LANES4X4(Z12, Z13, Z14, Z15)
 	CMPQ CX, $1024
-	CMPQ CX, $1024
 	JB   spill16
 	XORSTORE(Z0, 0)
 	XORSTORE(Z4, 64)
@@ -306,6 +314,7 @@ spill16:
 	SPILL(Z11, 896)
 	SPILL(Z15, 960)
 	MOVQ $1024, R9
+	SPILLED
 	XORQ R8, R8
 
 	// Hands out the spilled keystream, R8 bytes used of R9, block by
@@ -349,5 +358,18 @@ streamEnd:
 	JMP   pass
 
 done:
-	VZEROUPPER
+	// Zero the keystream spilled to the frame (it holds block 0, the
+	// Poly1305 key, when called by the AEAD), then the vector registers.
+	VPXORQ Z0, Z0, Z0
+	XORQ   R8, R8
+
+wipe:
+	CMPQ      R8, R14
+	JAE       wiped
+	VMOVDQU64 Z0, (SP)(R8*1)
+	ADDQ      $64, R8
+	JMP       wipe
+
+wiped:
+	ZEROVECTORS
 	RET
