@@ -146,6 +146,30 @@ func (bq *batchQueue) slot(b *pktBatch, i int) []byte {
 	return b.bufs[i][:bq.bufSize]
 }
 
+// advance is called once a reader has filled its buffers or used up
+// *cur. A used-up batch is recycled, or kept in *keep if its packets were
+// lent; then, if the reader has room, the next queued batch becomes *cur
+// without waiting. It reports whether there is more to read.
+func (bq *batchQueue) advance(cur **pktBatch, room bool, keep *[]*pktBatch) bool {
+	if b := *cur; b.pos < b.n {
+		return false
+	} else if keep != nil {
+		*keep = append(*keep, b)
+	} else {
+		bq.recycle(b)
+	}
+	*cur = nil
+	if !room {
+		return false
+	}
+	select {
+	case *cur = <-bq.q:
+		return true
+	default:
+		return false
+	}
+}
+
 func (bq *batchQueue) recycle(b *pktBatch) {
 	b.n, b.pos = 0, 0
 	bq.free <- b // never blocks: as many slots as batches
@@ -250,7 +274,7 @@ func (p *Pipe) Close() error {
 	p.closeOnce.Do(func() {
 		close(p.closed)
 		close(p.events)
-		p.bind.close()
+		p.bind.Close()
 	})
 	return nil
 }
@@ -313,20 +337,9 @@ func (t *pipeTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 				sizes[n] = copy(bufs[n][offset:], pkt)
 				n++
 			}
-			if b.pos < b.n {
-				break // caller's buffers full
-			}
-			p.out.recycle(b)
-			p.cur = nil
-			if n == len(bufs) {
+			if !p.out.advance(&p.cur, n < len(bufs), nil) {
 				break
 			}
-			select {
-			case p.cur = <-p.out.q:
-				continue
-			default:
-			}
-			break
 		}
 	}
 	p.stats.read.Add(uint64(n))
