@@ -42,11 +42,12 @@ func TestInteropDAITA(t *testing.T) {
 			if on, _ := dt.Delaying(); !on {
 				t.Fatal("no delay")
 			}
+			_, n0 := dt.Delaying() // the decoy, when it came during the delay
 			held := ipv4Packet("10.1.0.1", "10.1.0.2", []byte("held"))
 			if err := it.gTUN.Inject(held); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, "packet held", func() bool { _, n := dt.Delaying(); return n == 1 })
+			eventually(t, "packet held", func() bool { _, n := dt.Delaying(); return n == n0+1 })
 			it.clock.Advance(30 * time.Millisecond)
 			it.expectAtW(held)
 			it.exchange("after")
