@@ -35,16 +35,16 @@ func TestNetnsMove(t *testing.T) {
 	for _, peer := range []string{gotatun, wireguardGo} {
 		t.Run("peer="+peer, func(t *testing.T) {
 			p := newPair(t, pairOpts{implA: gotatun, implB: peer})
-			reach(t, p.nb, innerA4)
+			ping(t, p.nb, innerA4, 3)
 			name := p.a.name
 			addrs := []string{innerA4.String() + "/24", innerA6.String() + "/64"}
 
 			// Into a container namespace.
 			c := newNetns(t)
 			moveLink(t, p.na, c, name, addrs...)
-			reach(t, c, innerB4)
-			reach(t, c, innerB6)
-			reach(t, p.nb, innerA4)
+			ping(t, c, innerB4, 3)
+			ping(t, c, innerB6, 3)
+			ping(t, p.nb, innerA4, 3)
 			if _, err := p.na.try("ip", "link", "show", name); err == nil {
 				t.Fatal("interface still in the namespace it left")
 			}
@@ -67,10 +67,10 @@ func TestNetnsMove(t *testing.T) {
 			// On to another, then back to where it was born.
 			c2 := newNetns(t)
 			moveLink(t, c, c2, name, addrs...)
-			reach(t, c2, innerB4)
+			ping(t, c2, innerB4, 3)
 			moveLink(t, c2, p.na, name, addrs...)
-			reach(t, p.na, innerB4)
-			reach(t, p.nb, innerA6)
+			ping(t, p.na, innerB4, 3)
+			ping(t, p.nb, innerA6, 3)
 
 			// Deleted in the container: the daemon ends cleanly and
 			// removes its socket.
