@@ -327,8 +327,11 @@ func TestBuildReportTargets(t *testing.T) {
 	check("idle_goroutine_growth", false) // 10 > 0
 	check("proxy_socks5_mbps", true)      // ≥ 1.5×
 	check("proxy_cpu_per_gb", false)      // ≤ 0.6×
-	if total != 13 || met != 7 {
-		t.Errorf("met %d of %d, want 7 of 13", met, total)
+	check("mh_tcp1", true)                // ≥ 1.5×
+	check("mh_cpu_per_gb", false)         // ≤ 0.6×
+	check("mh_over_single", true)         // 10 ≥ 0.6
+	if total != 16 || met != 9 {
+		t.Errorf("met %d of %d, want 9 of 16", met, total)
 	}
 
 	res = fakeSamples(p, 1, 4) // ratio 0.25
@@ -336,6 +339,7 @@ func TestBuildReportTargets(t *testing.T) {
 	res["open_allocs"][nameGotatun] = []float64{0, 0.01, 0}
 	res["idle_goroutine_growth"][nameGotatun] = []float64{0}
 	res["idle_mem_per_peer"][nameGotatun] = []float64{5000, 4000, 4096}
+	res["mh_over_single"][nameGotatun] = []float64{0.5, 0.7, 0.55}
 	rows, _, _ = buildReport(p, res)
 	for _, r := range rows {
 		byID[r.ID] = r
@@ -347,6 +351,7 @@ func TestBuildReportTargets(t *testing.T) {
 	check("open_allocs", false) // one sample allocated
 	check("idle_goroutine_growth", true)
 	check("idle_mem_per_peer", true) // median 4096
+	check("mh_over_single", false)   // median 0.55
 
 	delete(res["tcp4_rev"], nameGotatun)
 	res["tcp1_rev"][nameWG] = []float64{math.NaN()}

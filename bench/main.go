@@ -263,6 +263,10 @@ func run(ctx context.Context, o options) (err error) {
 	if err := runProxyRounds(ctx, nb, wgProxy, gt.bin); err != nil {
 		return err
 	}
+	logf("multihop: client, entry relay and exit relay in three namespaces")
+	if err := measureMultihop(ctx, p, gt, wg, work, logf, res); err != nil {
+		return err
+	}
 	if !o.skipInproc {
 		logf("in-process benchmarks")
 		if err := runInproc(ctx, testBin, inprocDir(root), p, res, logf); err != nil {

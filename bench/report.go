@@ -22,8 +22,8 @@ const (
 // target is a goal for gotatun, judged on medians unless Kind says otherwise.
 type target struct {
 	// Kind is "ratio_min" (gotatun/wireguard-go ≥ Value), "ratio_max"
-	// (ratio ≤ Value), "abs_max" (gotatun ≤ Value) or "all_zero" (every
-	// gotatun sample is 0).
+	// (ratio ≤ Value), "abs_max" (gotatun ≤ Value), "abs_min" (gotatun ≥
+	// Value) or "all_zero" (every gotatun sample is 0).
 	Kind  string  `json:"kind"`
 	Value float64 `json:"value"`
 	Text  string  `json:"text"`
@@ -52,7 +52,7 @@ const (
 
 func metricDefs(p plan) []metricDef {
 	tcpTarget := &target{Kind: "ratio_min", Value: 2, Text: "≥ 2.0× wireguard-go"}
-	return []metricDef{
+	return append([]metricDef{
 		{ID: "tcp1_fwd", Name: "TCP, 1 stream, A→B", Unit: "Mbit/s", Higher: true, Group: groupThroughput, Target: tcpTarget, Veth: true},
 		{ID: "tcp1_rev", Name: "TCP, 1 stream, B→A", Unit: "Mbit/s", Higher: true, Group: groupThroughput, Target: tcpTarget},
 		{ID: "tcp4_fwd", Name: "TCP, 4 streams, A→B", Unit: "Mbit/s", Higher: true, Group: groupThroughput, Target: tcpTarget, Veth: true},
@@ -82,7 +82,7 @@ func metricDefs(p plan) []metricDef {
 		{ID: "idle_mem_per_peer", Short: "Heap + stacks per idle peer", Name: fmt.Sprintf("Heap + goroutine stacks per idle peer (%d peers)", p.IdlePeers), Unit: "B", Group: groupInproc, Target: &target{Kind: "abs_max", Value: 4096, Text: "≤ 4 KiB"}},
 		{ID: "idle_goroutines_per_peer", Short: "Goroutines per idle peer", Name: fmt.Sprintf("Goroutines per idle peer (%d peers)", p.IdlePeers), Unit: "goroutines", Group: groupInproc, Digits: 3},
 		{ID: "idle_goroutine_growth", Short: "Goroutines added, N/10 → N peers", Name: fmt.Sprintf("Goroutines added going from %d to %d peers", p.IdlePeers/10, p.IdlePeers), Unit: "goroutines", Group: groupInproc, Target: &target{Kind: "abs_max", Value: 0, Text: "0 (independent of peer count)"}},
-	}
+	}, multihopMetricDefs()...)
 }
 
 // stat summarises the samples of one metric for one implementation.
@@ -183,6 +183,8 @@ func judge(t target, g *stat, ratio *float64) bool {
 		return ratio != nil && *ratio <= t.Value
 	case "abs_max":
 		return g != nil && g.Median <= t.Value
+	case "abs_min":
+		return g != nil && g.Median >= t.Value
 	case "all_zero":
 		return g != nil && g.Max == 0 && g.Min == 0
 	}

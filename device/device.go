@@ -345,7 +345,9 @@ func (d *Device) enterCallback() bool {
 func (d *Device) exitCallback() { d.cbWG.Done() }
 
 // Close stops the device: it closes the TUN device and the Bind, stops
-// every timer and waits for every goroutine it started.
+// every timer and waits for every goroutine it started. Then it zeroes the
+// private key and every peer's keys: best effort, since Go may have left
+// copies behind (see noise.Handshake.Wipe).
 func (d *Device) Close() error {
 	d.closeOnce.Do(func() {
 		d.cfgMu.Lock()
@@ -366,6 +368,7 @@ func (d *Device) Close() error {
 		d.recvWG.Wait()
 		d.wg.Wait()
 		d.cbWG.Wait()
+		d.wipeKeys()
 	})
 	return nil
 }

@@ -260,7 +260,7 @@ func (p *Peer) dropHandshakeIndexLocked() {
 func (p *Peer) shutdown() {
 	p.removed.Store(true)
 	p.stopTimers()
-	p.zeroKeys()
+	p.wipeSecrets()
 	p.dropStaged()
 }
 

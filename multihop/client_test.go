@@ -30,7 +30,7 @@ type world struct {
 	clientOuter      netip.Addr // the client entry device's address
 }
 
-func key(t *testing.T, seed byte) noise.PrivateKey {
+func key(t testing.TB, seed byte) noise.PrivateKey {
 	k, err := noise.GeneratePrivateKey(newRand(seed))
 	if err != nil {
 		t.Fatal(err)
@@ -168,7 +168,7 @@ func forwardBack(t *testing.T, recv transport.ReceiveFunc, to *tun.Memory, clien
 }
 
 // udpPacket builds an inner UDP packet.
-func udpPacket(t *testing.T, src, dst netip.Addr, payload []byte) []byte {
+func udpPacket(t testing.TB, src, dst netip.Addr, payload []byte) []byte {
 	return reply(t, netip.AddrPortFrom(src, 1111), netip.AddrPortFrom(dst, 2222), payload)
 }
 

@@ -128,6 +128,7 @@ func kdf(key, input []byte, out ...*[blake2s.Size]byte) {
 func dh(priv PrivateKey, pub PublicKey) ([KeySize]byte, error) {
 	var out [KeySize]byte
 	x25519(&out, (*[32]byte)(&priv), (*[32]byte)(&pub))
+	setZero(priv[:]) // the caller's copy stays; this one is ours
 	if isZero(out[:]) {
 		return out, ErrInvalidKey
 	}

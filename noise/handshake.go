@@ -348,8 +348,9 @@ func (h *Handshake) CreateResponse(now time.Time, localIndex uint32, rand io.Rea
 	mixHash(&hash, &hash, msg.Empty[:])
 
 	h.hash, h.chainKey = hash, chainKey
+	// The responder needs neither ephemeral key again.
 	setZero(h.remoteEphemeral[:])
-	h.localEphemeral = eph
+	setZero(h.localEphemeral[:])
 	h.localIndex = localIndex
 	h.state = stateResponseCreated
 	return msg, nil

@@ -75,6 +75,8 @@ func (k PrivateKey) PublicKey() PublicKey {
 	c := k
 	c.clamp()
 	x25519Base((*[32]byte)(&pub), (*[32]byte)(&c))
+	setZero(c[:])
+	setZero(k[:])
 	return pub
 }
 

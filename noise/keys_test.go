@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -91,4 +92,45 @@ func TestSecretKeysRedacted(t *testing.T) {
 	if k, err := ParsePresharedKey(psk.Hex()); err != nil || k != psk {
 		t.Errorf("Hex round trip: %v", err)
 	}
+}
+
+// FuzzParseKey checks ParseKey against the standard decoders: it accepts
+// exactly the 64-character hex and 44-character padded base64 strings of
+// 32 bytes, with the same bytes, and names the key format otherwise.
+func FuzzParseKey(f *testing.F) {
+	k := [KeySize]byte{1, 2, 3, 250}
+	f.Add(hex.EncodeToString(k[:]))
+	f.Add(strings.ToUpper(hex.EncodeToString(k[:])))
+	f.Add(base64.StdEncoding.EncodeToString(k[:]))
+	f.Add(base64.RawStdEncoding.EncodeToString(k[:]) + "A")
+	f.Add(strings.Repeat("=", 44))
+	f.Add("")
+	f.Fuzz(func(t *testing.T, s string) {
+		got, err := ParseKey(s)
+		var want []byte
+		var refErr error
+		switch len(s) {
+		case 2 * KeySize:
+			want, refErr = hex.DecodeString(s)
+		case 44:
+			want, refErr = base64.StdEncoding.DecodeString(s)
+			if refErr == nil && len(want) != KeySize {
+				refErr = errors.New("not 32 bytes")
+			}
+		default:
+			refErr = errors.New("wrong length")
+		}
+		if (err == nil) != (refErr == nil) {
+			t.Fatalf("ParseKey(%q): %v, reference: %v", s, err, refErr)
+		}
+		if err != nil {
+			if !errors.Is(err, ErrKeyFormat) {
+				t.Fatalf("error %v does not wrap ErrKeyFormat", err)
+			}
+			return
+		}
+		if !bytes.Equal(got[:], want) {
+			t.Fatalf("ParseKey(%q) = %x, want %x", s, got, want)
+		}
+	})
 }

@@ -99,7 +99,14 @@ func x25519Ladder(dst, scalar, point *[32]byte) {
 	z2.Invert(&z2)
 	x2.Multiply(&x2, &z2)
 	copy(dst[:], x2.Bytes())
+
+	// The ladder's state reveals the scalar: zero it (best effort, see
+	// keywipe.go).
 	clear(k[:])
+	swap = 0
+	for _, v := range []*field.Element{&x1, &x2, &z2, &x3, &z3, &a, &aa, &b, &bb, &e, &c, &d, &da, &cb} {
+		*v = field.Element{}
+	}
 }
 
 // x25519Edwards sets dst to X25519(scalar, 9): the scalar, clamped and
@@ -112,4 +119,7 @@ func x25519Edwards(dst, scalar *[32]byte) {
 	}
 	var p edwards25519.Point
 	copy(dst[:], p.ScalarBaseMult(s).BytesMontgomery())
+	// Zero the scalar and the point, which reveal the private key.
+	s.Set(edwards25519.NewScalar())
+	p.Set(edwards25519.NewIdentityPoint())
 }

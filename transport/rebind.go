@@ -33,14 +33,7 @@ func (b *stdBind) Rebind(port uint16) ([]ReceiveFunc, uint16, error) {
 	if old6 != nil {
 		old6.Close()
 	}
-	var fns []ReceiveFunc
-	if v4 != nil {
-		fns = append(fns, stdReceiver(v4))
-	}
-	if v6 != nil {
-		fns = append(fns, stdReceiver(v6))
-	}
-	return fns, actual, nil
+	return stdReceivers(v4, v6), actual, nil
 }
 
 // Rebind implements Rebinder.

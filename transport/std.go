@@ -39,6 +39,11 @@ func (b *stdBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 		return nil, 0, err
 	}
 	b.v4, b.v6 = v4, v6
+	return stdReceivers(v4, v6), actual, nil
+}
+
+// stdReceivers returns the receive functions of the sockets that exist.
+func stdReceivers(v4, v6 *net.UDPConn) []ReceiveFunc {
 	var fns []ReceiveFunc
 	if v4 != nil {
 		fns = append(fns, stdReceiver(v4))
@@ -46,7 +51,7 @@ func (b *stdBind) Open(port uint16) ([]ReceiveFunc, uint16, error) {
 	if v6 != nil {
 		fns = append(fns, stdReceiver(v6))
 	}
-	return fns, actual, nil
+	return fns
 }
 
 // bindPair calls listenPair, retrying when port is 0 and the port the IPv4

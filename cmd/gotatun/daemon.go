@@ -37,6 +37,7 @@ type daemonArgs struct {
 	logLevel   slog.Level
 	silent     bool      // LOG_LEVEL=silent
 	entry      entryArgs // multihop
+	pcap       pcapFlag
 }
 
 // daemonFlagAliases maps a daemon flag's short name to its long one; the
@@ -52,6 +53,7 @@ func daemonFlags(a *daemonArgs) *flag.FlagSet {
 	fs.BoolVar(&a.foreground, "foreground", false, "stay in the foreground (as WG_PROCESS_FOREGROUND=1)")
 	fs.BoolVar(&a.foreground, "f", false, "")
 	a.entry.define(fs)
+	a.pcap.define(fs)
 	return fs
 }
 
@@ -257,7 +259,7 @@ func runDaemon(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if !a.foreground && os.Getenv(envForeground) != "1" {
-		return daemonize(args, stderr)
+		return daemonize(withAbsPcap(args, a.pcap), stderr)
 	}
 	return runForeground(a, stderr)
 }

@@ -65,15 +65,26 @@ func runForeground(a daemonArgs, stderr io.Writer) int {
 		tdev.Close()
 		return fail("cannot create configuration socket for %s: %v%s", ifname, err, privilegeHint(err))
 	}
+	capture, closeCapture, err := openCapture(a.pcap)
+	if err != nil {
+		ln.Close()
+		tdev.Close()
+		return fail("%v", err)
+	}
+	defer func() {
+		if err := closeCapture(); err != nil {
+			log.Error("packet capture", "err", err)
+		}
+	}()
 	wt := watchTUN(tdev)
 	var dev *device.Device
 	var entry *entryHop
 	if a.entry.name != "" {
-		if entry, err = startEntryHop(a, wt, log, stderr); err == nil {
+		if entry, err = startEntryHop(a, wt, capture, log, stderr); err == nil {
 			dev = entry.client.Exit
 		}
 	} else {
-		dev, err = device.New(device.Options{TUN: wt, Bind: newBind(), Logger: log})
+		dev, err = device.New(device.Options{TUN: wt, Bind: newBind(), Logger: log, Capture: capture})
 	}
 	if err != nil {
 		ln.Close()

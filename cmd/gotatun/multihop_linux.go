@@ -25,14 +25,14 @@ type entryHop struct {
 
 // startEntryHop builds the multihop client on the exit TUN t and serves
 // the entry device's socket. The caller serves the exit device's.
-func startEntryHop(a daemonArgs, t tun.Device, log *slog.Logger, stderr io.Writer) (*entryHop, error) {
+func startEntryHop(a daemonArgs, t tun.Device, capture device.Capture, log *slog.Logger, stderr io.Writer) (*entryHop, error) {
 	ln, err := uapi.Listen(a.entry.name)
 	if err != nil {
 		return nil, fmt.Errorf("configuration socket of the entry device %s: %w%s", a.entry.name, err, privilegeHint(err))
 	}
 	c, err := multihop.New(multihop.Config{
 		Entry:    device.Options{Bind: newBind(), Logger: newLogger(stderr, a, a.entry.name)},
-		Exit:     device.Options{TUN: t, Logger: log},
+		Exit:     device.Options{TUN: t, Logger: log, Capture: capture},
 		Addrs:    a.entry.list(),
 		EntryMTU: a.entry.mtu,
 	})

@@ -25,6 +25,14 @@ var errOpen = errors.New("chachapoly: message authentication failed")
 // Poly1305 key.
 var zeroBlock [64]byte
 
+// aead is our AEAD. What it leaves behind, best effort as anything in Go:
+// the one-time Poly1305 key is cleared after use, as is the Poly1305
+// state (r) in macAEAD and polyBlocksVector; the assembly zeroes the
+// keystream it spilled to its frame and every vector register before
+// returning. Not cleared: the stack copy of a short message opened in
+// place (plaintext the caller holds anyway), and key, which lives until
+// the AEAD is garbage collected (a concurrent Seal or Open may still be
+// reading it when the keypair is dropped).
 type aead struct {
 	key [8]uint32
 }
@@ -70,6 +78,7 @@ func (a *aead) Seal(dst, nonce, plaintext, ad []byte) []byte {
 	polyKeyAndXOR(&state, &polyKey, ct, plaintext)
 	var tag [16]byte
 	macAEAD(&tag, (*[32]byte)(polyKey[:32]), ad, ct)
+	clear(polyKey[:])
 	copy(tagOut, tag[:])
 	return ret
 }
@@ -101,6 +110,7 @@ func (a *aead) Open(dst, nonce, ciphertext, ad []byte) ([]byte, error) {
 	polyKeyAndXOR(&state, &polyKey, out, ct)
 	var want [16]byte
 	macAEAD(&want, (*[32]byte)(polyKey[:32]), ad, ct)
+	clear(polyKey[:])
 	if subtle.ConstantTimeCompare(want[:], tag) != 1 {
 		clear(out)
 		return nil, errOpen
@@ -122,6 +132,7 @@ func (a *aead) openInPlace(state *[16]uint32, msg, tag, ad []byte) error {
 	}
 	var want [16]byte
 	macAEAD(&want, (*[32]byte)(polyKey[:32]), ad, msg)
+	clear(polyKey[:])
 	if subtle.ConstantTimeCompare(want[:], tag) != 1 {
 		clear(msg)
 		clear(scratch[:])

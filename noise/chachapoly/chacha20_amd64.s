@@ -97,6 +97,11 @@ GLOBL groupStep<>(SB), RODATA|NOPTR, $16
 #define SPILL(z, off) \
 	VMOVDQU64 z, off(SP)
 
+// R14 = max(R14, R9): how much of the frame holds keystream.
+#define SPILLED \
+	CMPQ    R9, R14; \
+	CMOVQHI R9, R14
+
 // func xorKeyStreamAVX512(state *[16]uint32, dst1, src1 *byte, n1 int, dst2, src2 *byte, n2 int)
 TEXT ·xorKeyStreamAVX512(SB), 0, $1024-56
 	MOVQ state+0(FP), AX
@@ -108,6 +113,7 @@ TEXT ·xorKeyStreamAVX512(SB), 0, $1024-56
 	MOVQ n2+48(FP), R12
 
 	MOVL 48(AX), R13 // block counter
+	XORQ R14, R14    // bytes of keystream spilled to the stack, to wipe
 	MOVQ $0x1111, BX
 	KMOVW BX, K2     // the counter word of each row-3 lane
 
@@ -144,6 +150,7 @@ rounds1:
 	SPILL(Z2, 128)
 	SPILL(Z3, 192)
 	MOVQ $256, R9
+	SPILLED
 	XORQ R8, R8
 	JMP  emit
 
@@ -188,6 +195,7 @@ spill2:
 	SPILL(Z6, 384)
 	SPILL(Z7, 448)
 	MOVQ $512, R9
+	SPILLED
 	XORQ R8, R8
 	JMP  emit
 
@@ -262,7 +270,6 @@ rounds16:
 	LANES4X4(Z8, Z9, Z10, Z11)
 	LANES4X4(Z12, Z13, Z14, Z15)
 	CMPQ CX, $1024
-	CMPQ CX, $1024
 	JB   spill16
 	XORSTORE(Z0, 0)
 	XORSTORE(Z4, 64)
@@ -306,6 +313,7 @@ spill16:
 	SPILL(Z11, 896)
 	SPILL(Z15, 960)
 	MOVQ $1024, R9
+	SPILLED
 	XORQ R8, R8
 
 	// Hands out the spilled keystream, R8 bytes used of R9, block by
@@ -349,5 +357,50 @@ streamEnd:
 	JMP   pass
 
 done:
+	// Zero the keystream spilled to the frame (it holds block 0, the
+	// Poly1305 key, when called by the AEAD) and every vector register,
+	// so that none of it outlives the call.
+	VPXORQ Z0, Z0, Z0
+	XORQ   R8, R8
+
+wipe:
+	CMPQ      R8, R14
+	JAE       wiped
+	VMOVDQU64 Z0, (SP)(R8*1)
+	ADDQ      $64, R8
+	JMP       wipe
+
+wiped:
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	VPXORQ Z8, Z8, Z8
+	VPXORQ Z9, Z9, Z9
+	VPXORQ Z10, Z10, Z10
+	VPXORQ Z11, Z11, Z11
+	VPXORQ Z12, Z12, Z12
+	VPXORQ Z13, Z13, Z13
+	VPXORQ Z14, Z14, Z14
+	VPXORQ Z15, Z15, Z15
+	VPXORQ Z16, Z16, Z16
+	VPXORQ Z17, Z17, Z17
+	VPXORQ Z18, Z18, Z18
+	VPXORQ Z19, Z19, Z19
+	VPXORQ Z20, Z20, Z20
+	VPXORQ Z21, Z21, Z21
+	VPXORQ Z22, Z22, Z22
+	VPXORQ Z23, Z23, Z23
+	VPXORQ Z24, Z24, Z24
+	VPXORQ Z25, Z25, Z25
+	VPXORQ Z26, Z26, Z26
+	VPXORQ Z27, Z27, Z27
+	VPXORQ Z28, Z28, Z28
+	VPXORQ Z29, Z29, Z29
+	VPXORQ Z30, Z30, Z30
+	VPXORQ Z31, Z31, Z31
 	VZEROUPPER
 	RET

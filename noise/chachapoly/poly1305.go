@@ -63,6 +63,7 @@ func macAEAD(tag *[16]byte, key *[32]byte, ad, ct []byte) {
 	}
 
 	st.finish(tag, key)
+	st = polyState{} // r
 }
 
 // updatePadded feeds msg followed by zeros up to a multiple of 16 bytes.

@@ -65,4 +65,5 @@ func polyBlocksVector(st *polyState, msg []byte, tail *[256]byte, nTail int) {
 	st.h0 = l0 | l1<<44
 	st.h1 = l1>>20 | l2<<24
 	st.h2 = l2 >> 40
+	v = ifmaState{} // r
 }
