@@ -229,10 +229,15 @@ type link struct {
 	notify chan struct{} // one token: the ring may have become non-empty
 	done   chan struct{}
 
-	rmu     sync.Mutex // one Read at a time; guards taken
-	taken   []*stack.PacketBuffer
-	wmu     sync.Mutex // one Write at a time; guards gro
-	gro     gro.GRO
+	rmu   sync.Mutex // one Read at a time; guards taken
+	taken []*stack.PacketBuffer
+	wmu   sync.Mutex // one Write at a time; guards gro
+	gro   gro.GRO
+
+	// cmu guards onClose. It is not wmu: the stack calls
+	// SetOnCloseAction holding its own lock, which a Write in progress
+	// waits for while holding wmu.
+	cmu     sync.Mutex
 	onClose func()
 }
 
@@ -458,17 +463,17 @@ func (l *link) AddHeader(*stack.PacketBuffer)           {}
 func (l *link) ParseHeader(*stack.PacketBuffer) bool    { return true }
 
 func (l *link) Close() {
-	l.wmu.Lock()
+	l.cmu.Lock()
 	onClose := l.onClose
 	l.onClose = nil
-	l.wmu.Unlock()
+	l.cmu.Unlock()
 	if onClose != nil {
 		onClose()
 	}
 }
 
 func (l *link) SetOnCloseAction(f func()) {
-	l.wmu.Lock()
+	l.cmu.Lock()
 	l.onClose = f
-	l.wmu.Unlock()
+	l.cmu.Unlock()
 }
