@@ -86,6 +86,7 @@ type Peer struct {
 	bypass   bool
 	queue    []Packet // the delay queue, oldest first from qhead
 	qhead    int
+	qnormal  int // normal packets in the queue
 
 	pending  []maybenot.TriggerEvent // events waiting for the framework
 	draining bool
@@ -176,6 +177,14 @@ func (p *Peer) InFlight() int {
 	return p.inflight
 }
 
+// Unqueued returns the normal packets in flight that are not in the delay
+// queue: routed, but not yet offered to Outbound (or dropped).
+func (p *Peer) Unqueued() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.inflight - p.qnormal
+}
+
 // Delaying reports whether a delay is active and how many messages the
 // queue holds.
 func (p *Peer) Delaying() (bool, int) {
@@ -212,14 +221,23 @@ func (p *Peer) NormalDropped(n int) {
 	p.mu.Unlock()
 }
 
-// Hold offers an encrypted data message (not a keepalive) about to be
-// sent. While a delay is active and the queue has room, the queue takes it
-// and Hold returns true: the caller must then neither send nor release it.
-// Otherwise the caller sends it and reports it with Sent.
-func (p *Peer) Hold(pkt Packet) bool {
+// Outbound offers an encrypted data message (not a keepalive) about to
+// be sent. While a delay is active and the queue has room, the queue takes
+// it and Outbound returns true: the caller must then neither send nor
+// release it. Otherwise the caller sends it now: Outbound has fired
+// TunnelSent for it and, for a normal packet this Peer counted, taken it
+// out of flight.
+func (p *Peer) Outbound(pkt Packet) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.closed || !p.delaying || p.queued() >= p.cfg.MaxDelayedPackets {
+	if p.closed {
+		return false
+	}
+	if !p.delaying || p.queued() >= p.cfg.MaxDelayedPackets {
+		if pkt.Normal && p.inflight > 0 {
+			p.inflight--
+		}
+		p.trigger(maybenot.TriggerEvent{Kind: maybenot.EventTunnelSent})
 		return false
 	}
 	p.push(pkt)
@@ -229,20 +247,6 @@ func (p *Peer) Hold(pkt Packet) bool {
 		p.endDelayLocked()
 	}
 	return true
-}
-
-// Sent reports one data message the device is sending now (not held):
-// it fires TunnelSent and, for a normal packet this Peer counted, takes it
-// out of flight.
-func (p *Peer) Sent(normal bool) {
-	p.mu.Lock()
-	if !p.closed {
-		if normal && p.inflight > 0 {
-			p.inflight--
-		}
-		p.trigger(maybenot.TriggerEvent{Kind: maybenot.EventTunnelSent})
-	}
-	p.mu.Unlock()
 }
 
 // ReceivedDecoy reports an authenticated decoy of payloadLen bytes: it
@@ -282,16 +286,19 @@ func (p *Peer) Received(ip bool, padding int) {
 // simulator does, and carries out the actions; events those actions raise
 // (TimerBegin) follow in order.
 func (p *Peer) trigger(ev maybenot.TriggerEvent) {
+	if p.n == 0 {
+		return // no machine to tell
+	}
 	p.pending = append(p.pending, ev)
 	if p.draining {
 		return
 	}
 	p.draining = true
+	now := p.s.clock.Now()
 	for len(p.pending) > 0 {
 		p.ev[0] = p.pending[0]
 		n := copy(p.pending, p.pending[1:])
 		p.pending = p.pending[:n]
-		now := p.s.clock.Now()
 		if obs := p.s.opts.Observe; obs != nil {
 			obs(Trace{Peer: p, Time: now, Event: p.ev[0]})
 		}
@@ -460,7 +467,7 @@ func (p *Peer) flushLocked() {
 	}
 	p.t.Send(q)
 	clear(p.queue)
-	p.qhead = 0
+	p.qhead, p.qnormal = 0, 0
 	if cap(p.queue) > 64 {
 		p.queue = nil // a long queue's memory goes with its packets
 	} else {
@@ -478,11 +485,17 @@ func (p *Peer) push(pkt Packet) {
 		p.qhead = 0
 	}
 	p.queue = append(p.queue, pkt)
+	if pkt.Normal {
+		p.qnormal++
+	}
 }
 
 func (p *Peer) pop() Packet {
 	pkt := p.queue[p.qhead]
 	p.queue[p.qhead] = Packet{}
+	if pkt.Normal {
+		p.qnormal--
+	}
 	p.qhead++
 	if p.qhead == len(p.queue) {
 		p.queue = p.queue[:0]

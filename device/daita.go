@@ -145,14 +145,12 @@ func daitaDropped(e *elem) {
 
 // daitaOutbound offers an encrypted data message to dt's delay queue; it
 // reports true when the queue took it (and its buffer), and otherwise
-// reports it sent.
+// has reported it sent.
 func daitaOutbound(dt *daita.Peer, e *elem) bool {
-	normal := e.dt == dt
-	if dt.Hold(daita.Packet{Msg: e.buf.b[:e.plen], Ref: e.buf, Normal: normal}) {
+	if dt.Outbound(daita.Packet{Msg: e.buf.b[:e.plen], Ref: e.buf, Normal: e.dt == dt}) {
 		e.buf = nil
 		return true
 	}
-	dt.Sent(normal)
 	return false
 }
 

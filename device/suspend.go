@@ -1,14 +1,9 @@
 package device
 
 import (
-	"errors"
 	"fmt"
 	"time"
 )
-
-// ErrSuspended is returned by calls that need the UDP sockets while the
-// device is suspended.
-var ErrSuspended = errors.New("device: suspended")
 
 // Suspend puts the device to sleep, for a phone going into power saving:
 // it closes the UDP sockets, stops every peer's timers and forgets the

@@ -58,8 +58,6 @@ func (b *pipeBind) Close() error {
 	return nil
 }
 
-func (b *pipeBind) close() { b.Close() }
-
 // SetMark implements transport.Bind; marks mean nothing inside a tunnel.
 func (b *pipeBind) SetMark(uint32) error { return nil }
 
@@ -241,22 +239,11 @@ func (r *receiver) receive(bufs [][]byte, sizes []int, eps []transport.Endpoint)
 				bufs[n], sizes[n], eps[n] = d, len(d), ep
 				n++
 			}
-			if b.pos < b.n {
+			// A used-up batch goes back on the next call, once the
+			// caller is done with what was lent.
+			if !p.in.advance(&r.cur, n < len(bufs), &r.lent) {
 				break
 			}
-			// Finished: give it back on the next call, once the caller
-			// is done with what was lent.
-			r.lent = append(r.lent, b)
-			r.cur = nil
-			if n == len(bufs) {
-				break
-			}
-			select {
-			case r.cur = <-p.in.q:
-				continue
-			default:
-			}
-			break
 		}
 	}
 	p.stats.received.Add(uint64(n))

@@ -58,6 +58,7 @@ const (
 	maxMTU         = 65535
 	protoUDP       = 17
 	protoFragment6 = 44
+	fragHeader6    = 8
 )
 
 // PipeConfig configures a Pipe.
@@ -98,10 +99,10 @@ type Stats struct {
 	// the exit side was not open (NotOpen). ReadTooBig counts packets
 	// dropped for not fitting the entry device's read buffer.
 	Malformed, NotUDP, WrongAddr, WrongPort, NotOpen, ReadTooBig uint64
-	// Fragments counts IPv4 fragments received, Reassembled the datagrams
-	// rebuilt from them, and FragmentsDropped those dropped as invalid,
-	// overlapping, evicted to bound memory, or timed out. IPv6 fragments
-	// are not reassembled and count in FragmentsDropped.
+	// Fragments counts IPv4 and IPv6 fragments received, Reassembled the
+	// datagrams rebuilt from them, and FragmentsDropped those dropped as
+	// invalid, overlapping, evicted to bound memory, or timed out. An IPv6
+	// fragment header must come right after the fixed header.
 	Fragments, Reassembled, FragmentsDropped uint64
 }
 
@@ -144,6 +145,30 @@ func (bq *batchQueue) slot(b *pktBatch, i int) []byte {
 		b.bufs[i] = make([]byte, bq.bufSize)
 	}
 	return b.bufs[i][:bq.bufSize]
+}
+
+// advance is called once a reader has filled its buffers or used up
+// *cur. A used-up batch is recycled, or kept in *keep if its packets were
+// lent; then, if the reader has room, the next queued batch becomes *cur
+// without waiting. It reports whether there is more to read.
+func (bq *batchQueue) advance(cur **pktBatch, room bool, keep *[]*pktBatch) bool {
+	if b := *cur; b.pos < b.n {
+		return false
+	} else if keep != nil {
+		*keep = append(*keep, b)
+	} else {
+		bq.recycle(b)
+	}
+	*cur = nil
+	if !room {
+		return false
+	}
+	select {
+	case *cur = <-bq.q:
+		return true
+	default:
+		return false
+	}
 }
 
 func (bq *batchQueue) recycle(b *pktBatch) {
@@ -250,7 +275,7 @@ func (p *Pipe) Close() error {
 	p.closeOnce.Do(func() {
 		close(p.closed)
 		close(p.events)
-		p.bind.close()
+		p.bind.Close()
 	})
 	return nil
 }
@@ -313,20 +338,9 @@ func (t *pipeTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 				sizes[n] = copy(bufs[n][offset:], pkt)
 				n++
 			}
-			if b.pos < b.n {
-				break // caller's buffers full
-			}
-			p.out.recycle(b)
-			p.cur = nil
-			if n == len(bufs) {
+			if !p.out.advance(&p.cur, n < len(bufs), nil) {
 				break
 			}
-			select {
-			case p.cur = <-p.out.q:
-				continue
-			default:
-			}
-			break
 		}
 	}
 	p.stats.read.Add(uint64(n))

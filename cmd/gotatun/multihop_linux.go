@@ -16,6 +16,7 @@ import (
 // entryHop is the daemon's multihop half: the client whose exit device
 // runs on IFNAME, and the entry device's configuration socket.
 type entryHop struct {
+	log    *slog.Logger
 	client *multihop.Client
 	ln     net.Listener
 	served chan error
@@ -40,7 +41,7 @@ func startEntryHop(a daemonArgs, t tun.Device, capture device.Capture, log *slog
 		ln.Close()
 		return nil, err
 	}
-	h := &entryHop{client: c, ln: ln, served: make(chan error, 1), failed: make(chan struct{})}
+	h := &entryHop{log: log, client: c, ln: ln, served: make(chan error, 1), failed: make(chan struct{})}
 	go func() { h.served <- uapi.Serve(ln, c.Entry, log.With("interface", a.entry.name)) }()
 	go h.watch()
 	log.Info("multihop entry device started", "entry", a.entry.name, "socket", ln.Addr().String(),
@@ -79,4 +80,9 @@ func (h *entryHop) close() {
 	h.ln.Close()
 	h.client.Close()
 	<-h.failed
+	s := h.client.Pipe().Stats()
+	h.log.Info("multihop stopped", "sent", s.Sent, "received", s.Received,
+		"too_big", s.SendTooBig, "no_source", s.SendNoSource, "malformed", s.Malformed, "not_udp", s.NotUDP,
+		"wrong_addr", s.WrongAddr, "wrong_port", s.WrongPort, "not_open", s.NotOpen,
+		"fragments", s.Fragments, "reassembled", s.Reassembled, "fragments_dropped", s.FragmentsDropped)
 }
