@@ -48,15 +48,13 @@ func eagerPadding(t testing.TB) string {
 
 // limitWatch checks the framework-wide limits from a peer's timeline.
 type limitWatch struct {
-	mu                   sync.Mutex
-	normal, padding      int
-	begins, ends         int
-	worstPad             float64
-	delayStart           time.Time
-	delaying             bool
-	delayed              time.Duration
-	start                time.Time
-	maxDur, maxBlockTime time.Duration
+	mu              sync.Mutex
+	normal, padding int
+	begins, ends    int
+	delayStart      time.Time
+	delaying        bool
+	delayed         time.Duration
+	start           time.Time
 }
 
 func (w *limitWatch) observe(tr daita.Trace) {

@@ -2,6 +2,7 @@ package multihop_test
 
 import (
 	"crypto/rand"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 
@@ -60,4 +61,43 @@ func Example() {
 	// Output:
 	// entry MTU 1420 exit MTU 1340
 	// peers: 1 1
+}
+
+// The pipe alone: what the exit device sends comes out of the entry
+// device's TUN side as an IP/UDP packet from the entry-tunnel address,
+// and a reply written there comes back as a datagram.
+func ExamplePipe() {
+	p, err := multihop.NewPipe(multihop.PipeConfig{Addrs: []netip.Addr{netip.MustParseAddr("10.64.0.2")}})
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	defer p.Close()
+	recv, port, _ := p.Bind().Open(40000) // the exit device does this
+	exitRelay := netip.MustParseAddrPort("203.0.113.2:51820")
+
+	// The exit device sends a datagram...
+	p.Bind().Send([][]byte{[]byte("hello")}, transport.Endpoint{Dst: exitRelay})
+	// ...and the entry device reads it from its TUN.
+	bufs, sizes := [][]byte{make([]byte, 1500)}, []int{0}
+	p.TUN().Read(bufs, sizes, 0)
+	pkt := bufs[0][:sizes[0]]
+	fmt.Printf("IPv%d %d bytes, %v → %v, UDP %d → %d\n", pkt[0]>>4, len(pkt),
+		netip.AddrFrom4([4]byte(pkt[12:16])), netip.AddrFrom4([4]byte(pkt[16:20])),
+		binary.BigEndian.Uint16(pkt[20:]), binary.BigEndian.Uint16(pkt[22:]))
+
+	// The reply, as the entry device decrypts it: the same packet with
+	// addresses and ports swapped (checksums are not needed on this side).
+	reply := append([]byte(nil), pkt...)
+	copy(reply[12:16], pkt[16:20])
+	copy(reply[16:20], pkt[12:16])
+	copy(reply[20:22], pkt[22:24])
+	copy(reply[22:24], pkt[20:22])
+	p.TUN().Write([][]byte{reply}, 0)
+	eps := []transport.Endpoint{{}}
+	n, _ := recv[0](bufs, sizes, eps)
+	fmt.Printf("%d datagram %q from %v to port %d\n", n, bufs[0][:sizes[0]], eps[0].Dst, port)
+	// Output:
+	// IPv4 33 bytes, 10.64.0.2 → 203.0.113.2, UDP 40000 → 51820
+	// 1 datagram "hello" from 203.0.113.2:51820 to port 40000
 }

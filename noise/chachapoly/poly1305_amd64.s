@@ -1,6 +1,7 @@
 //go:build amd64 && !purego
 
 #include "textflag.h"
+#include "zero_amd64.h"
 
 // Poly1305 with AVX-512 IFMA in radix 2^44 (limbs of 44, 44, 42 bits).
 //
@@ -34,15 +35,38 @@
 // below 2^52. The next chunk's message limbs seed the low accumulators, so
 // the message costs no separate additions.
 //
-// Bounds. Powers of r (after a carry pass) have limbs below 2^44.01,
-// 2^44.01, 2^42.01, so s1 < 2^48.4 and s2 < 2^46.4. Multiplicands are
-// below 2^45.01, 2^45.01, 2^43 (caller's h plus a normalized block, first
-// chunks only) or 2^44.01 (after a carry pass). The high-half sums are then
-// below 2^43 (2^38.6 for the one scaled by 5120), the seeded message limbs
-// below 2^52 + 2^20, and each limb before the carry pass below 2^54.4. One
-// parallel carry pass (>>44, >>44, >>42, the top one times 5) leaves limbs
-// below 2^44 + 2^15, 2^44 + 2^11, 2^42 + 2^11. The final products are not
-// carried: summed over 16 lanes they stay below 2^59.
+// Bounds (TestIFMABounds recomputes every figure here from the steps of
+// the code and fails if one is exceeded). VPMADD52LUQ/HUQ read only the low
+// 52 bits of each multiplicand and add the low/high 52 bits of the 104-bit
+// product to a 64-bit lane. The result is exact if (1) every multiplicand
+// is below 2^52, (2) every fold by 2^8 or 5·2^10, itself a VPMADD52LUQ,
+// has a product below 2^52, and (3) no lane reaches 2^64. Then:
+//
+// - r, clamped, has limbs below 2^44, 2^44, 2^36. Every power of r is the
+//   carried product of two earlier ones (or of r and 1); a carried product
+//   of such values has limbs below 2^44 + 2^14, 2^44 + 2^10, 2^42 + 2^10,
+//   so all powers do, and s1 = 20·a1 < 2^48.33, s2 = 20·a2 < 2^46.33.
+// - The h multiplicands are the caller's h (limbs below 2^44, 2^44 and
+//   2^42 + 2^40, as h2 ≤ 4) plus a block split with normalized limbs
+//   (SPLITN: below 2^44, 2^44, 2^41 with the 2^128 bit); or such a block
+//   alone; or an accumulator after ABSORB's carry. All are below 2^45,
+//   2^45, 2^43: (1) holds, and no product reaches 2^45·2^46.33 = 2^91.33.
+// - ABSORB: the message seeds the low lanes with limbs below 2^44, 2^52
+//   (bits 44 to 95 of the block, not normalized) and 2^41 (bits 96 to 127
+//   shifted by 8, and the 2^128 bit). Three products add at most 2^52 each
+//   to a low lane and 2^39.33 each to a high lane: the high sums stay below
+//   2^40.4, 2^38.7, 2^37.6, so their folds are below 2^48.4, 2^46.7 and
+//   (times 5120) 2^49.9, which is (2). The low lanes stay below 2^54.1 (3).
+// - CARRY, one parallel pass: limb k keeps its low 44 (44, 42) bits and
+//   takes the bits above from limb k-1, the top limb's times 5 into limb 0
+//   (5·(d2 >> 42) < 2^15, exact). The result is below 2^44 + 2^14,
+//   2^44 + 2^10, 2^42 + 2^11, inside the multiplicand bound above, so the
+//   loop can go on forever.
+// - The end: two MULTERMS into one set of lanes, not carried. The high
+//   sums are below 2^41.4, 2^39.7, 2^38.6; the top one times 5120 is below
+//   2^50.9, the smallest margin of (2). Each lane is then below 2^54.7 and
+//   the sum of eight lanes below 2^57.7: under the 2^58 that
+//   polyBlocksVector's two carry passes assume, and (3).
 
 // VPERMI2Q indices: the low and the high qwords of the eight blocks held
 // by two consecutive 64-byte loads.
@@ -458,38 +482,6 @@ final:
 	HSUM(Z7, Y7, X7, 8(DI))
 	HSUM(Z8, Y8, X8, 16(DI))
 
-	// Zero every vector register: they hold powers of r and the state.
-	VPXORQ Z0, Z0, Z0
-	VPXORQ Z1, Z1, Z1
-	VPXORQ Z2, Z2, Z2
-	VPXORQ Z3, Z3, Z3
-	VPXORQ Z4, Z4, Z4
-	VPXORQ Z5, Z5, Z5
-	VPXORQ Z6, Z6, Z6
-	VPXORQ Z7, Z7, Z7
-	VPXORQ Z8, Z8, Z8
-	VPXORQ Z9, Z9, Z9
-	VPXORQ Z10, Z10, Z10
-	VPXORQ Z11, Z11, Z11
-	VPXORQ Z12, Z12, Z12
-	VPXORQ Z13, Z13, Z13
-	VPXORQ Z14, Z14, Z14
-	VPXORQ Z15, Z15, Z15
-	VPXORQ Z16, Z16, Z16
-	VPXORQ Z17, Z17, Z17
-	VPXORQ Z18, Z18, Z18
-	VPXORQ Z19, Z19, Z19
-	VPXORQ Z20, Z20, Z20
-	VPXORQ Z21, Z21, Z21
-	VPXORQ Z22, Z22, Z22
-	VPXORQ Z23, Z23, Z23
-	VPXORQ Z24, Z24, Z24
-	VPXORQ Z25, Z25, Z25
-	VPXORQ Z26, Z26, Z26
-	VPXORQ Z27, Z27, Z27
-	VPXORQ Z28, Z28, Z28
-	VPXORQ Z29, Z29, Z29
-	VPXORQ Z30, Z30, Z30
-	VPXORQ Z31, Z31, Z31
-	VZEROUPPER
+	// The vector registers hold powers of r and the state.
+	ZEROVECTORS
 	RET
