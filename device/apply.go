@@ -282,7 +282,7 @@ func (d *Device) Apply(cfg Config) error {
 // and on failure rebind tries to restore the previous port. Either way a
 // failure is returned.
 func (d *Device) rebind(port uint16, mark uint32) error {
-	if rb, ok := d.bind.(transport.Rebinder); ok {
+	if rb, ok := d.bind.(transport.Rebinder); ok && d.listenPort != 0 { // 0: no socket open to keep
 		return d.rebindAtomic(rb, port, mark)
 	}
 	oldPort, oldMark := d.listenPort, d.fwmark

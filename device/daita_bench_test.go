@@ -1,11 +1,16 @@
 package device
 
 import (
+	"net/netip"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
 	"github.com/gotatun/gotatun/daita"
+	"github.com/gotatun/gotatun/noise"
+	"github.com/gotatun/gotatun/transport"
+	"github.com/gotatun/gotatun/tun"
 )
 
 // benchMachines are the three Mullvad DAITA machines of the public test
@@ -99,5 +104,76 @@ func TestDataPathAllocsDAITA(t *testing.T) {
 	}
 	if bad := dp.tb.bad.Load(); bad != 0 {
 		t.Fatalf("%d packets arrived altered", bad)
+	}
+}
+
+// idleDAITAPeers measures the heap and goroutines that n idle peers with
+// DAITA on (the four machines) cost, beyond the same peers without it.
+func idleDAITAPeers(tb testing.TB, n int) (heapPerPeer, goroutinesPerPeer float64) {
+	tb.Helper()
+	nw := transport.NewNetwork()
+	d, err := New(Options{TUN: tun.NewMemory("idle", 1420, 16), Bind: nw.NewBind(netip.MustParseAddr("192.0.2.1"))})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer d.Close()
+	priv := mustKey(tb, 1)
+	if err := d.Apply(Config{PrivateKey: &priv}); err != nil {
+		tb.Fatal(err)
+	}
+	dcfg := daita.DefaultConfig()
+	dcfg.Machines = benchMachines(tb)
+	cfg := Config{Peers: make([]PeerConfig, n)}
+	r := seededRand(99)
+	for i := range cfg.Peers {
+		k, err := noise.GeneratePrivateKey(r)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		ep := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 51820)
+		cfg.Peers[i] = PeerConfig{
+			PublicKey:  k.PublicKey(),
+			Endpoint:   &ep,
+			AllowedIPs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 100, byte(i >> 8), byte(i)}), 32)},
+			DAITA:      &dcfg,
+		}
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	g0 := runtime.NumGoroutine()
+	if err := d.Apply(cfg); err != nil {
+		tb.Fatal(err)
+	}
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	g1 := runtime.NumGoroutine()
+	if got := d.dsched.Peers(); got != n {
+		tb.Fatalf("%d DAITA peers running, want %d", got, n)
+	}
+	runtime.KeepAlive(cfg)
+	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n), float64(g1-g0) / float64(n)
+}
+
+// TestIdleDAITAPeersAreCheap: an idle peer with DAITA on costs at most
+// 16 KiB (with the peer itself) and no goroutine.
+func TestIdleDAITAPeersAreCheap(t *testing.T) {
+	heap, gor := idleDAITAPeers(t, 2000)
+	t.Logf("%.0f heap bytes and %.4f goroutines per idle DAITA peer", heap, gor)
+	if heap > 16<<10 {
+		t.Fatalf("%.0f bytes per idle DAITA peer, want at most 16 KiB", heap)
+	}
+	if gor != 0 {
+		t.Fatalf("goroutines grow with DAITA peers: %.4f per peer", gor)
+	}
+}
+
+func BenchmarkIdleDAITAPeers10k(b *testing.B) {
+	for range b.N {
+		heap, gor := idleDAITAPeers(b, 10000)
+		b.ReportMetric(heap, "heapB/peer")
+		b.ReportMetric(gor, "goroutines/peer")
 	}
 }

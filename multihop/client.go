@@ -109,6 +109,26 @@ func (c *Client) Close() error {
 	return nil
 }
 
+// Suspend puts both devices to sleep, the exit device first (see
+// device.Device.Suspend): sockets closed, timers stopped, sessions
+// forgotten, configuration kept.
+func (c *Client) Suspend() error {
+	return errors.Join(c.Exit.Suspend(), c.Entry.Suspend())
+}
+
+// Resume wakes both devices, the entry device first; the next packet
+// starts fresh handshakes on both hops.
+func (c *Client) Resume() error {
+	if err := c.Entry.Resume(); err != nil {
+		return err
+	}
+	return c.Exit.Resume()
+}
+
+// NetworkChanged tells the entry device, the one with real sockets, that
+// the host's network changed.
+func (c *Client) NetworkChanged() error { return c.Entry.NetworkChanged() }
+
 // notifyTUN calls onClose after closing the TUN.
 type notifyTUN struct {
 	tun.Device

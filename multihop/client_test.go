@@ -27,6 +27,7 @@ type world struct {
 	inner, innerPeer netip.Addr     // client and far end inside the exit tunnel
 	nw               *transport.Network
 	entryPub         noise.PublicKey
+	exitPub          noise.PublicKey
 	clientOuter      netip.Addr // the client entry device's address
 }
 
@@ -62,7 +63,7 @@ func newWorld(t *testing.T, v6 bool) *world {
 	nw := transport.NewNetwork()
 	w := &world{clientKey: key(t, 1), nw: nw, clientOuter: netip.MustParseAddr("198.51.100.2")}
 	entryKey, exitKey := key(t, 2), key(t, 3)
-	w.entryPub = entryKey.PublicKey()
+	w.entryPub, w.exitPub = entryKey.PublicKey(), exitKey.PublicKey()
 	entryPublic := netip.MustParseAddrPort("192.0.2.1:51820")
 	tunAddr := client4
 	w.exitEndpoint, w.natAddr = relay4, netip.MustParseAddrPort("203.0.113.1:40000")
@@ -251,4 +252,40 @@ func TestClientCloseEitherSide(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestClientSuspendResume(t *testing.T) {
+	w := newWorld(t, false)
+	roundTrip := func(tag byte) {
+		t.Helper()
+		out := udpPacket(t, w.inner, w.innerPeer, []byte{'o', tag})
+		w.clientTUN.Inject(out)
+		expect(t, w.exTUN, out)
+		back := udpPacket(t, w.innerPeer, w.inner, []byte{'b', tag})
+		w.exTUN.Inject(back)
+		expect(t, w.clientTUN, back)
+	}
+	roundTrip(1)
+	before, _ := w.client.Exit.PeerState(w.exitPub)
+	if err := w.client.Suspend(); err != nil {
+		t.Fatal(err)
+	}
+	if !w.client.Entry.Suspended() || !w.client.Exit.Suspended() {
+		t.Fatal("not suspended")
+	}
+	// Handshake timestamps are whitened to about 17 ms, and the relays
+	// take only strictly newer ones.
+	time.Sleep(40 * time.Millisecond)
+	if err := w.client.Resume(); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(2)
+	after, _ := w.client.Exit.PeerState(w.exitPub)
+	if !after.LastHandshake.After(before.LastHandshake) {
+		t.Fatalf("no fresh exit handshake after resume: %v, before %v", after.LastHandshake, before.LastHandshake)
+	}
+	if err := w.client.NetworkChanged(); err != nil {
+		t.Fatal(err)
+	}
+	roundTrip(3)
 }

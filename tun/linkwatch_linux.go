@@ -65,25 +65,44 @@ func (d *LinuxDevice) routineLinkEvents(up bool, mtu uint32) {
 			return
 		}
 		nsid := messageNsid(oob[:oobn])
-		left := false
+		changed, left := false, false
 		index := d.index.Load()
 		// A malformed message ends its read; the messages before it count.
 		_ = parseLinkMessages(buf[:n], func(m linkMsg) {
-			if nsid != w.nsid || m.index != index || left {
+			if nsid != w.nsid || m.index != index {
 				return
 			}
-			if m.deleted {
-				// Deleted, or moved to another namespace.
-				left = true
-				return
-			}
-			d.noteLink(&w, isUp(m.flags), m.mtu)
+			changed = true
+			// Deleted, or moved to another namespace.
+			left = left || m.deleted
 		})
-		if left && d.relocate(&w) {
+		// A message says that the link changed; its state is read from
+		// the kernel, since messages still queued may be older than
+		// what a previous look found.
+		gone := false
+		switch {
+		case left:
+			gone = d.relocate(&w)
+		case changed:
+			gone = d.refresh(&w)
+		}
+		if gone {
 			d.sendDeleted()
 			return
 		}
 	}
+}
+
+// refresh reads the link's state and sends the events it means. It
+// reports whether the interface is gone.
+func (d *LinuxDevice) refresh(w *linkWatch) (gone bool) {
+	up, mtu, err := d.linkState()
+	if err != nil {
+		_, err := d.Name()
+		return err != nil
+	}
+	d.noteLink(w, up, uint32(mtu))
+	return false
 }
 
 // noteLink sends the events a new link state means.
