@@ -43,14 +43,19 @@ func FuzzServe(f *testing.F) {
 			}
 			rest = tail
 		}
-		// No run of the input that may be a key reaches the log.
+		// No run of the input that may be a key reaches the log. '=' is
+		// left out: it ends a key name as well as a base64 key, and
+		// Error writes key names with it. The window is 3 longer than
+		// the runs scrub removes: quoting writes a byte like 0 as \x00,
+		// whose "x00" can lengthen a shorter run that is rightly shown.
+		const window = keyLikeRun + 3
 		l := logs.String()
 		run := 0
 		for i := 0; i <= len(in); i++ {
-			if i < len(in) && isKeyChar(in[i]) {
+			if i < len(in) && isKeyChar(in[i]) && in[i] != '=' {
 				run++
-				if run >= keyLikeRun && strings.Contains(l, string(in[i+1-keyLikeRun:i+1])) {
-					t.Fatalf("log shows %q of the input:\n%s", in[i+1-keyLikeRun:i+1], l)
+				if run >= window && strings.Contains(l, string(in[i+1-window:i+1])) {
+					t.Fatalf("log shows %q of the input:\n%s", in[i+1-window:i+1], l)
 				}
 				continue
 			}
