@@ -281,7 +281,7 @@ func (d *Device) finishInbound(b *batch) {
 			continue
 		}
 		if owner, ok := d.allowed.Lookup(src); !ok || owner != p {
-			d.stats.disallowedSrc.Add(1)
+			d.dropDisallowed(p, src)
 			continue
 		}
 		data = true

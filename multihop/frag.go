@@ -1,7 +1,6 @@
 package multihop
 
 import (
-	"encoding/binary"
 	"net/netip"
 	"slices"
 	"sync"
@@ -9,7 +8,7 @@ import (
 	"time"
 )
 
-// Bounds of IPv4 reassembly. A datagram of the exit tunnel is a little
+// Bounds of reassembly. A datagram of the exit tunnel is a little
 // over the exit MTU, so a few pieces of a few KiB each are the real load;
 // the bounds keep a flood of forged fragments from growing memory.
 const (
@@ -18,12 +17,25 @@ const (
 	fragMaxPieces  = 64               // fragments of one datagram
 	fragTimeout    = 30 * time.Second // as Linux's ipfrag_time
 	fragKeepCap    = 4096             // largest buffer kept for reuse
-	maxIPv4Packet  = 65535
+	maxIPLen       = 65535            // IPv4 total length, IPv6 payload length
 )
 
+// fragKey names a datagram being reassembled: IPv4 fragments share
+// addresses and the 16-bit identification, IPv6 ones addresses and the
+// 32-bit one. The protocol is always UDP here.
 type fragKey struct {
-	src, dst [4]byte
-	id       uint16
+	src, dst netip.Addr
+	id       uint32
+}
+
+// fragment is one piece of a datagram: data at off, more after it unless
+// it is the last, of a datagram whose transport part may reach max bytes.
+type fragment struct {
+	key  fragKey
+	off  int
+	more bool
+	data []byte
+	max  int
 }
 
 type fragPiece struct{ off, end int }
@@ -31,7 +43,6 @@ type fragPiece struct{ off, end int }
 // fragEntry is a datagram being reassembled: its transport bytes so far.
 type fragEntry struct {
 	key     fragKey
-	src     netip.Addr
 	start   time.Time
 	data    []byte // len is the furthest byte received
 	pieces  [fragMaxPieces]fragPiece
@@ -40,7 +51,7 @@ type fragEntry struct {
 	total   int // transport length once the last fragment came, else -1
 }
 
-// reassembler joins IPv4 fragments. Callers hold mu.
+// reassembler joins IPv4 and IPv6 fragments. Callers hold mu.
 type reassembler struct {
 	mu    sync.Mutex
 	now   func() time.Time
@@ -54,27 +65,21 @@ func newReassembler(now func() time.Time, drops *atomic.Uint64) *reassembler {
 	return &reassembler{now: now, drops: drops, live: make([]*fragEntry, 0, fragMaxPackets)}
 }
 
-// add takes an IPv4 fragment (a packet with MF set or an offset, its
-// length the total length field's). It returns the entry once the datagram
-// is complete, removed from the live set: data[:total] is the transport
+// add takes a fragment. It returns the entry once the datagram is
+// complete, removed from the live set: data[:total] is the transport
 // header and payload. The caller reads it and then calls release.
-func (r *reassembler) add(pkt []byte) *fragEntry {
+func (r *reassembler) add(f fragment) *fragEntry {
 	now := r.now()
 	r.expire(now)
-	hl := int(pkt[0]&0x0f) * 4
-	ff := binary.BigEndian.Uint16(pkt[6:8])
-	more := ff&0x2000 != 0
-	off := int(ff&0x1fff) * 8
-	data := pkt[hl:]
+	off, more, data := f.off, f.more, f.data
 	end := off + len(data)
-	if more && (len(data) == 0 || len(data)%8 != 0) || hl+end > maxIPv4Packet {
+	if more && (len(data) == 0 || len(data)%8 != 0) || end > f.max {
 		r.drops.Add(1)
 		return nil
 	}
-	key := fragKey{src: [4]byte(pkt[12:16]), dst: [4]byte(pkt[16:20]), id: binary.BigEndian.Uint16(pkt[4:6])}
-	e := r.find(key)
+	e := r.find(f.key)
 	if e == nil {
-		e = r.newEntry(key, now)
+		e = r.newEntry(f.key, now)
 	}
 	if !r.fits(e, off, end, more) {
 		r.drops.Add(1)
@@ -148,7 +153,7 @@ func (r *reassembler) newEntry(k fragKey, now time.Time) *fragEntry {
 	} else {
 		e = new(fragEntry)
 	}
-	e.key, e.src, e.start = k, netip.AddrFrom4(k.src), now
+	e.key, e.start = k, now
 	e.data, e.npieces, e.got, e.total = e.data[:0], 0, 0, -1
 	r.live = append(r.live, e)
 	return e

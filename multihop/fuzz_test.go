@@ -16,7 +16,9 @@ func FuzzWrite(f *testing.F) {
 	for _, fr := range fragments(good, 8) {
 		f.Add(fr)
 	}
-	f.Add(reply(f, relay6, netip.AddrPortFrom(client6, 4000), []byte("six")))
+	good6 := reply(f, relay6, netip.AddrPortFrom(client6, 4000), []byte("six, and a little longer"))
+	f.Add(good6)
+	f.Add(bytes.Join(fragments6(good6, 16, 9), []byte{0xff}))
 	f.Add([]byte{0x45, 0, 0, 20})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		p, err := NewPipe(PipeConfig{Addrs: []netip.Addr{client4, client6}, Now: func() time.Time { return time.Unix(0, 0) }})

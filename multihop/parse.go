@@ -12,20 +12,19 @@ type verdict int
 
 const (
 	vDeliver   verdict = iota // a whole UDP datagram for the pipe's address
-	vFragment                 // an IPv4 fragment for the pipe's address
+	vFragment                 // a fragment for the pipe's address
 	vMalformed                // not IPv4/IPv6, or shorter than its headers say
 	vNotUDP                   // another protocol, or IPv6 extension headers
 	vWrongAddr                // to an address other than the pipe's
-	vFragment6                // an IPv6 fragment (not reassembled)
 )
 
 // inbound is a parsed packet: for vDeliver the datagram, for vFragment
-// the fragment's IPv4 packet (trailing bytes cut).
+// the fragment.
 type inbound struct {
 	src     netip.AddrPort
 	dport   uint16
 	payload []byte
-	ip4     []byte
+	frag    fragment
 }
 
 // classify parses an IP packet written by the entry device. Checksums are
@@ -53,8 +52,14 @@ func (p *Pipe) classify(pkt []byte) (verdict, inbound) {
 		if dst != p.src4 {
 			return vWrongAddr, inbound{}
 		}
-		if binary.BigEndian.Uint16(pkt[6:8])&0x3fff != 0 { // MF or an offset
-			return vFragment, inbound{ip4: pkt}
+		if ff := binary.BigEndian.Uint16(pkt[6:8]); ff&0x3fff != 0 { // MF or an offset
+			return vFragment, inbound{frag: fragment{
+				key:  fragKey{src: netip.AddrFrom4([4]byte(pkt[12:16])), dst: dst, id: uint32(binary.BigEndian.Uint16(pkt[4:6]))},
+				off:  int(ff&0x1fff) * 8,
+				more: ff&0x2000 != 0,
+				data: pkt[hl:],
+				max:  maxIPLen - hl,
+			}}
 		}
 		return parseUDP(pkt[hl:], netip.AddrFrom4([4]byte(pkt[12:16])))
 	case 6:
@@ -66,20 +71,37 @@ func (p *Pipe) classify(pkt []byte) (verdict, inbound) {
 			return vMalformed, inbound{}
 		}
 		pkt = pkt[:tl]
-		switch pkt[6] {
-		case protoUDP:
-		case protoFragment6:
-			if netip.AddrFrom16([16]byte(pkt[24:40])) != p.src6 {
-				return vWrongAddr, inbound{}
-			}
-			return vFragment6, inbound{}
-		default:
+		if pkt[6] != protoUDP && pkt[6] != protoFragment6 {
 			return vNotUDP, inbound{}
 		}
-		if netip.AddrFrom16([16]byte(pkt[24:40])) != p.src6 {
+		dst := netip.AddrFrom16([16]byte(pkt[24:40]))
+		if dst != p.src6 {
 			return vWrongAddr, inbound{}
 		}
-		return parseUDP(pkt[ipv6Header:], netip.AddrFrom16([16]byte(pkt[8:24])))
+		src := netip.AddrFrom16([16]byte(pkt[8:24]))
+		if pkt[6] == protoUDP {
+			return parseUDP(pkt[ipv6Header:], src)
+		}
+		// A fragment header right after the fixed one; other extension
+		// headers before it are not supported.
+		if len(pkt) < ipv6Header+fragHeader6 {
+			return vMalformed, inbound{}
+		}
+		fh := pkt[ipv6Header : ipv6Header+fragHeader6]
+		if fh[0] != protoUDP {
+			return vNotUDP, inbound{}
+		}
+		of := binary.BigEndian.Uint16(fh[2:4])
+		if of&^7 == 0 && of&1 == 0 { // an atomic fragment: a whole datagram
+			return parseUDP(pkt[ipv6Header+fragHeader6:], src)
+		}
+		return vFragment, inbound{frag: fragment{
+			key:  fragKey{src: src, dst: dst, id: binary.BigEndian.Uint32(fh[4:8])},
+			off:  int(of &^ 7),
+			more: of&1 != 0,
+			data: pkt[ipv6Header+fragHeader6:],
+			max:  maxIPLen,
+		}}
 	}
 	return vMalformed, inbound{}
 }
@@ -111,12 +133,12 @@ func (p *Pipe) deliver(bufs [][]byte, offset int) {
 		if v == vFragment {
 			p.stats.fragments.Add(1)
 			p.frag.mu.Lock()
-			reasm = p.frag.add(in.ip4)
+			reasm = p.frag.add(in.frag)
 			if reasm == nil {
 				p.frag.mu.Unlock()
 				continue
 			}
-			v, in = parseUDP(reasm.data[:reasm.total], reasm.src)
+			v, in = parseUDP(reasm.data[:reasm.total], reasm.key.src)
 			p.stats.reassembled.Add(1)
 		}
 		switch {
@@ -144,9 +166,6 @@ func (p *Pipe) deliver(bufs [][]byte, offset int) {
 			p.stats.notUDP.Add(1)
 		case v == vWrongAddr:
 			p.stats.wrongAddr.Add(1)
-		case v == vFragment6:
-			p.stats.fragments.Add(1)
-			p.stats.fragDrop.Add(1)
 		}
 		if reasm != nil {
 			p.frag.release(reasm)

@@ -58,6 +58,7 @@ const (
 	maxMTU         = 65535
 	protoUDP       = 17
 	protoFragment6 = 44
+	fragHeader6    = 8
 )
 
 // PipeConfig configures a Pipe.
@@ -98,10 +99,10 @@ type Stats struct {
 	// the exit side was not open (NotOpen). ReadTooBig counts packets
 	// dropped for not fitting the entry device's read buffer.
 	Malformed, NotUDP, WrongAddr, WrongPort, NotOpen, ReadTooBig uint64
-	// Fragments counts IPv4 fragments received, Reassembled the datagrams
-	// rebuilt from them, and FragmentsDropped those dropped as invalid,
-	// overlapping, evicted to bound memory, or timed out. IPv6 fragments
-	// are not reassembled and count in FragmentsDropped.
+	// Fragments counts IPv4 and IPv6 fragments received, Reassembled the
+	// datagrams rebuilt from them, and FragmentsDropped those dropped as
+	// invalid, overlapping, evicted to bound memory, or timed out. An IPv6
+	// fragment header must come right after the fixed header.
 	Fragments, Reassembled, FragmentsDropped uint64
 }
 

@@ -212,13 +212,11 @@ func TestWriteDeliversAndDrops(t *testing.T) {
 	notUDP[9] = 6
 	ext6 := bytes.Clone(good6)
 	ext6[6] = 0 // hop-by-hop options
-	frag6 := bytes.Clone(good6)
-	frag6[6] = 44
 	bad := [][]byte{
 		reply(t, relay4, netip.AddrPortFrom(netip.MustParseAddr("10.64.0.3"), port), []byte("x")), // wrong address
 		reply(t, relay6, netip.AddrPortFrom(client6, port+1), []byte("x")),                        // wrong port
 		good4[:27], good6[:30], trunc, {0x45}, {}, {0x10, 0, 0, 0}, // malformed
-		notUDP, ext6, frag6,
+		notUDP, ext6,
 	}
 	in := append([][]byte{good4}, bad...)
 	in = append(in, good6)
@@ -240,7 +238,7 @@ func TestWriteDeliversAndDrops(t *testing.T) {
 		}
 	}
 	s := p.Stats()
-	if s.Received != 2 || s.WrongAddr != 1 || s.WrongPort != 1 || s.Malformed != 6 || s.NotUDP != 2 || s.FragmentsDropped != 1 {
+	if s.Received != 2 || s.WrongAddr != 1 || s.WrongPort != 1 || s.Malformed != 6 || s.NotUDP != 2 || s.FragmentsDropped != 0 {
 		t.Fatalf("stats %+v", s)
 	}
 	// Closed bind: counted, not queued.
@@ -344,6 +342,63 @@ func TestReassembly(t *testing.T) {
 	}
 	if _, b := p.frag.pending(); b > fragMaxBytes {
 		t.Fatalf("%d bytes pending", b)
+	}
+}
+
+// fragments6 splits an IPv6 packet (no extension headers) into fragments
+// of at most size payload bytes (a multiple of 8) with identification id.
+func fragments6(pkt []byte, size int, id uint32) [][]byte {
+	data := pkt[40:]
+	var out [][]byte
+	for off := 0; off < len(data); off += size {
+		end := min(off+size, len(data))
+		f := append(bytes.Clone(pkt[:40]), make([]byte, 8)...)
+		f = append(f, data[off:end]...)
+		binary.BigEndian.PutUint16(f[4:], uint16(len(f)-40))
+		f[6] = 44
+		f[40] = pkt[6]
+		of := uint16(off)
+		if end < len(data) {
+			of |= 1
+		}
+		binary.BigEndian.PutUint16(f[42:], of)
+		binary.BigEndian.PutUint32(f[44:], id)
+		out = append(out, f)
+	}
+	return out
+}
+
+func TestReassembly6(t *testing.T) {
+	p, recv, port := newTestPipe(t, nil)
+	me := netip.AddrPortFrom(client6, port)
+	payload := make([]byte, 1300)
+	for i := range payload {
+		payload[i] = byte(i * 3)
+	}
+	frags := fragments6(reply(t, relay6, me, payload), 600, 77)
+	if len(frags) != 3 {
+		t.Fatalf("%d fragments", len(frags))
+	}
+	// An atomic fragment (offset 0, no more) is a whole datagram.
+	atomic := fragments6(reply(t, relay6, me, []byte("atomic")), 1000, 78)[0]
+	// A piece overlapping the second one is dropped; the datagram is
+	// still rebuilt from the right pieces.
+	overlap := bytes.Clone(frags[1])
+	binary.BigEndian.PutUint16(overlap[42:], uint16(600-8)|1)
+	notUDP := bytes.Clone(frags[0])
+	notUDP[40] = 6
+	p.TUN().Write([][]byte{atomic, frags[1], overlap, notUDP, frags[2], frags[0]}, 0)
+	for _, want := range [][]byte{[]byte("atomic"), payload} {
+		d, ep := receiveOne(t, recv)
+		if !bytes.Equal(d, want) || ep.Dst != relay6 {
+			t.Fatalf("got %d bytes from %v, want %d", len(d), ep.Dst, len(want))
+		}
+	}
+	if s := p.Stats(); s.Fragments != 4 || s.Reassembled != 1 || s.FragmentsDropped != 1 || s.NotUDP != 1 {
+		t.Fatalf("stats %+v", s)
+	}
+	if n, _ := p.frag.pending(); n != 0 {
+		t.Fatalf("%d datagrams pending", n)
 	}
 }
 
