@@ -110,13 +110,5 @@ func BenchmarkDataPathCapture(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	dp := newDataPathCapture(b, 1420-28, w)
-	b.SetBytes(int64(len(dp.pkt)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		n := min(b.N-done, 4096)
-		dp.send(n)
-		done += n
-	}
+	newDataPathCapture(b, 1420-28, w).bench(b)
 }

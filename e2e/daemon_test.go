@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,35 +96,114 @@ func TestDaemon(t *testing.T) {
 		t.Logf("detached start and stop in %v", time.Since(start))
 	})
 
-	t.Run("foreground-stops-on-SIGINT", func(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run("foreground-stops-on-"+sig.String(), func(t *testing.T) {
+			n := newNetns(t)
+			i := startIface(t, n, gotatun)
+			i.cmd.Process.Signal(sig)
+			select {
+			case <-i.exited:
+			case <-time.After(10 * time.Second):
+				t.Fatalf("no exit on %v", sig)
+			}
+			if i.err != nil {
+				t.Fatalf("exit: %v\n%s", i.err, i.out.String())
+			}
+			waitGone(t, n, i.name)
+			if _, err := n.try("ip", "link", "show", i.name); err == nil {
+				t.Fatal("interface still there")
+			}
+		})
+	}
+
+	t.Run("detached-stops-on-SIGTERM", func(t *testing.T) {
+		n := newNetns(t)
+		name := uniq("g")
+		if code, out := runGotatun(t, n, nil, name); code != 0 {
+			t.Fatalf("exit %d: %s", code, out)
+		}
+		pids := n.pids()
+		if len(pids) != 1 {
+			t.Fatalf("processes in namespace: %v", pids)
+		}
+		pid, _ := strconv.Atoi(pids[0])
+		syscall.Kill(pid, syscall.SIGTERM)
+		waitGone(t, n, name)
+		if _, err := n.try("ip", "link", "show", name); err == nil {
+			t.Fatal("interface still there")
+		}
+	})
+
+	t.Run("foreground-exits-0-when-link-deleted", func(t *testing.T) {
 		n := newNetns(t)
 		i := startIface(t, n, gotatun)
-		i.cmd.Process.Signal(syscall.SIGINT)
+		n.run("ip", "link", "del", i.name)
 		select {
 		case <-i.exited:
 		case <-time.After(10 * time.Second):
-			t.Fatal("no exit on SIGINT")
+			t.Fatal("no exit after the interface was deleted")
 		}
 		if i.err != nil {
 			t.Fatalf("exit: %v\n%s", i.err, i.out.String())
 		}
 		waitGone(t, n, i.name)
-		if _, err := n.try("ip", "link", "show", i.name); err == nil {
-			t.Fatal("interface still there")
+	})
+
+	t.Run("two-daemons-one-namespace", func(t *testing.T) {
+		n := newNetns(t)
+		a, b := startIface(t, n, gotatun), startIface(t, n, gotatun)
+		a.wg("set", a.name, "listen-port", "7001")
+		b.wg("set", b.name, "listen-port", "7002")
+		if got := strings.TrimSpace(a.wg("show", a.name, "listen-port")); got != "7001" {
+			t.Fatalf("%s listen-port %q", a.name, got)
 		}
+		if got := strings.TrimSpace(b.wg("show", b.name, "listen-port")); got != "7002" {
+			t.Fatalf("%s listen-port %q", b.name, got)
+		}
+		// Ending one leaves the other alone.
+		n.run("ip", "link", "del", a.name)
+		select {
+		case <-a.exited:
+		case <-time.After(10 * time.Second):
+			t.Fatal("no exit after the interface was deleted")
+		}
+		select {
+		case <-b.exited:
+			t.Fatalf("%s exited with %s", b.name, a.name)
+		default:
+		}
+		if got := strings.TrimSpace(b.wg("show", b.name, "listen-port")); got != "7002" {
+			t.Fatalf("%s listen-port %q", b.name, got)
+		}
+		n.run("ip", "link", "show", b.name)
 	})
 
 	t.Run("refuses-second-daemon", func(t *testing.T) {
 		n := newNetns(t)
 		i := startIface(t, n, gotatun)
+		// ip netns exec runs gotatun in its own process.
+		holder := fmt.Sprintf("held by gotatun (pid %d), which serves %s", i.cmd.Process.Pid, socketPath(i.name))
 		for _, args := range [][]string{{i.name}, {"-f", i.name}} {
 			code, out := runGotatun(t, n, nil, args...)
-			if code != 1 || !strings.Contains(out, "cannot create interface "+i.name) {
-				t.Errorf("%q: exit %d, %q", args, code, out)
+			if code != 1 || !strings.Contains(out, "cannot create interface "+i.name) || !strings.Contains(out, holder) {
+				t.Errorf("%q: exit %d, %q; want %q", args, code, out, holder)
 			}
 		}
 		// The first one still serves.
 		i.wg("show", i.name)
+	})
+
+	t.Run("refuses-name-of-other-interface", func(t *testing.T) {
+		n := newNetns(t)
+		name := uniq("v")
+		n.run("ip", "link", "add", name, "type", "veth", "peer", "name", uniq("v"))
+		code, out := runGotatun(t, n, nil, "-f", name)
+		if code != 1 || !strings.Contains(out, "exists and is not a TUN interface") {
+			t.Fatalf("exit %d, %q", code, out)
+		}
+		if _, err := os.Lstat(socketPath(name)); err == nil {
+			t.Fatal("socket created")
+		}
 	})
 
 	t.Run("refuses-live-socket", func(t *testing.T) {
@@ -136,8 +216,9 @@ func TestDaemon(t *testing.T) {
 		}
 		defer l.Close()
 		code, out := runGotatun(t, n, nil, name)
-		if code != 1 || !strings.Contains(out, "socket in use") {
-			t.Fatalf("exit %d, %q", code, out)
+		holder := fmt.Sprintf("(pid %d), which serves %s", os.Getpid(), socketPath(name))
+		if code != 1 || !strings.Contains(out, "socket in use") || !strings.Contains(out, holder) {
+			t.Fatalf("exit %d, %q; want %q", code, out, holder)
 		}
 		if _, err := os.Lstat(socketPath(name)); err != nil {
 			t.Fatalf("other socket touched: %v", err)

@@ -447,21 +447,28 @@ func (i *iface) peer(pub noise.PublicKey) dumpPeer {
 // checks that count more pings all answer.
 func ping(t *testing.T, n *netns, addr netip.Addr, count int) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		out, err := n.try("ping", "-n", "-c", "1", "-W", "1", addr.String())
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("[%s] no answer from %s: %v\n%s", n.name, addr, err, out)
-		}
-	}
+	reach(t, n, addr)
 	// -w, not -W: once replies come, -W waits only two round trips for
 	// the rest, which a loaded machine overruns without losing anything.
 	out, err := n.try("ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", "0.05", "-w", "10", addr.String())
 	if err != nil || !strings.Contains(out, " 0% packet loss") {
 		t.Fatalf("[%s] ping %s: %v\n%s", n.name, addr, err, out)
+	}
+}
+
+// reach waits until addr answers a ping from n (at most about 10 s).
+// Unlike ping it does not insist on a loss-free run after that.
+func reach(t *testing.T, n *netns, addr netip.Addr) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		out, err := n.try("ping", "-n", "-c", "1", "-W", "1", addr.String())
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("[%s] no answer from %s: %v\n%s", n.name, addr, err, out)
+		}
 	}
 }
 

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/netip"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 )
@@ -163,5 +164,47 @@ func tcpDuring(t *testing.T, from, to *netns, toAddr netip.Addr, d time.Duration
 	t.Logf("change done after %v; TCP bytes since: %d out, %d back", changed.Round(time.Millisecond), after[0], after[1])
 	if after[0] == 0 || after[1] == 0 {
 		t.Fatalf("TCP stalled after the change: %d bytes out, %d back\n%s", after[0], after[1], r.out)
+	}
+}
+
+// TestLoopbackJumboMTU is the set-up the large-MTU defect was found in: two
+// gotatun daemons in one namespace with the tunnel's UDP over loopback
+// (MTU 65536), their interfaces moved into a namespace each, both set to
+// MTU 34736, then to the largest MTU loopback allows over IPv4 and IPv6.
+// TCP and full-size UDP cross both ways at each.
+func TestLoopbackJumboMTU(t *testing.T) {
+	need(t)
+	outer := newNetns(t)
+	p := &pair{na: newNetns(t), nb: newNetns(t)}
+	p.a = startIface(t, outer, gotatun)
+	p.b = startIface(t, outer, gotatun)
+	for _, outer6 := range []bool{false, true} {
+		lo := "127.0.0.1"
+		if outer6 {
+			lo = "::1"
+		}
+		epB := netip.AddrPortFrom(netip.MustParseAddr(lo), portB)
+		p.a.conf("setconf", p.a.confText(portA, peerConf{pub: p.b.pub, allowedIPs: []string{innerB4.String() + "/32"}, endpoint: epB}))
+		p.b.conf("setconf", p.b.confText(portB, peerConf{pub: p.a.pub, allowedIPs: []string{innerA4.String() + "/32"}}))
+		if !outer6 {
+			moveLink(t, outer, p.na, p.a.name, innerA4.String()+"/24")
+			moveLink(t, outer, p.nb, p.b.name, innerB4.String()+"/24")
+			udpEchoServer(t, p.na, netip.AddrPortFrom(innerA4, echoPort))
+			udpEchoServer(t, p.nb, netip.AddrPortFrom(innerB4, echoPort))
+		}
+		largest := maxInnerMTU // the IPv4 total length limit
+		if outer6 {
+			largest = 65536 - 40 - 8 - 32 // loopback's MTU
+		}
+		for _, mtu := range []int{34736, largest} {
+			t.Logf("outer %s, MTU %d", lo, mtu)
+			p.setMTU(mtu)
+			fullSizeUDP(t, p, mtu, 5)
+			transfer(t, p.na, p.nb, innerB4, mtuTransfer, nil)
+			transfer(t, p.nb, p.na, innerA4, mtuTransfer, nil)
+		}
+		if got := p.b.peer(p.a.pub).endpoint; !strings.Contains(got, lo) {
+			t.Fatalf("b's endpoint for a is %s, not over %s", got, lo)
+		}
 	}
 }

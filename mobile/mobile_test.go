@@ -41,3 +41,14 @@ func TestParseConfig(t *testing.T) {
 		t.Fatal("Errno of ErrClosed or nil")
 	}
 }
+
+func FuzzParseConfig(f *testing.F) {
+	f.Add("set=1\nprivate_key=" + strings.Repeat("11", 32) + "\nlisten_port=1\n")
+	f.Add("public_key=" + strings.Repeat("22", 32) + "\nallowed_ip=10.0.0.0/8\n\nx")
+	f.Fuzz(func(t *testing.T, text string) {
+		// Never a panic, and every refusal carries an errno for C.
+		if _, err := ParseConfig(text); err != nil && Errno(err) == 0 {
+			t.Fatalf("error %v has no errno", err)
+		}
+	})
+}

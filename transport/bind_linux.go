@@ -99,6 +99,9 @@ type LinuxBind struct {
 	// a sync.Pool so that garbage collections do not empty it.
 	freeBatches chan *sendBatch
 
+	stale   atomic.Pointer[staleSource] // a source address refused lately
+	nowNano func() int64                // clock of stale; tests replace it
+
 	truncated, badControl, segTooLarge, recvErrors, gsoFallbacks, srcFallbacks atomic.Uint64
 }
 
@@ -123,7 +126,7 @@ func NewLinuxBind(cfg LinuxBindConfig) *LinuxBind {
 	if cfg.GROBuffers <= 0 {
 		cfg.GROBuffers = defaultGROBuffers
 	}
-	return &LinuxBind{cfg: cfg, freeBatches: make(chan *sendBatch, 16)}
+	return &LinuxBind{cfg: cfg, freeBatches: make(chan *sendBatch, 16), nowNano: monotonicNano}
 }
 
 // Stats returns the drop and fallback counters.
@@ -328,7 +331,7 @@ func (b *LinuxBind) Send(bufs [][]byte, ep Endpoint) error {
 		return fmt.Errorf("transport: no socket for the address family of %v", dst)
 	}
 	src := ep.Src.Unmap()
-	if src.IsValid() && src.Is4() != dst.Addr().Is4() {
+	if src.IsValid() && (src.Is4() != dst.Addr().Is4() || b.isStale(src)) {
 		src = netip.Addr{}
 	}
 	var sb *sendBatch
@@ -520,8 +523,10 @@ func (sb *sendBatch) send(b *LinuxBind, s *linuxSocket, bufs [][]byte, dst netip
 			b.gsoFallbacks.Add(1)
 			gso = false
 		case src.IsValid() && (errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EADDRNOTAVAIL) || errors.Is(err, unix.ENETUNREACH)):
-			// The source address is gone or not ours: let routing choose.
+			// The source address is gone or not ours: let routing choose,
+			// for this send and the next ones for a while.
 			b.srcFallbacks.Add(1)
+			b.markStale(src)
 			src = netip.Addr{}
 		default:
 			return fmt.Errorf("transport: send to %v: %w", dst, err)

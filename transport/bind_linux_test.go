@@ -241,6 +241,31 @@ func TestLinuxBindStickySource(t *testing.T) {
 	if st := b.Stats(); st.SourceFallbacks != 1 {
 		t.Fatalf("stats %+v: want one source fallback", st)
 	}
+
+	// The refused address is left out of the next sends at once, and
+	// tried again once staleFor has passed.
+	var now int64
+	b.nowNano = func() int64 { return now }
+	b.markStale(ep.Src)
+	for i := range 3 {
+		if err := b.Send([][]byte{[]byte("again")}, ep); err != nil {
+			t.Fatal(err)
+		}
+		if reply := ra.next(t); string(reply.data) != "again" {
+			t.Fatalf("got %q", reply.data)
+		}
+		if st := b.Stats(); st.SourceFallbacks != 1 {
+			t.Fatalf("send %d: stats %+v: the refused source was tried again", i, st)
+		}
+	}
+	now += int64(staleFor)
+	if err := b.Send([][]byte{[]byte("later")}, ep); err != nil {
+		t.Fatal(err)
+	}
+	ra.next(t)
+	if st := b.Stats(); st.SourceFallbacks != 2 {
+		t.Fatalf("stats %+v: the source was not tried again after %v", st, staleFor)
+	}
 }
 
 // injectSendErrors makes sendmmsg fail with errno for messages carrying a

@@ -78,7 +78,7 @@ func daemonFlagHelp() string {
 		if arg != "" {
 			names += " " + arg
 		}
-		fmt.Fprintf(&b, "  %-22s %s\n", names, usage)
+		writeTwoColumns(&b, names, usage, 20)
 	})
 	return b.String()
 }

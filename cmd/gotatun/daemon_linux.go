@@ -53,7 +53,7 @@ func runForeground(a daemonArgs, stderr io.Writer) int {
 	}
 	tdev, err := openTUN(ifname, mtu)
 	if err != nil {
-		return fail("cannot create interface %s: %v%s", ifname, err, privilegeHint(err))
+		return fail("cannot create interface %s: %v%s%s", ifname, err, privilegeHint(err), holderHint(ifname, err))
 	}
 	if name, err := tdev.Name(); err == nil {
 		ifname = name
@@ -63,7 +63,13 @@ func runForeground(a daemonArgs, stderr io.Writer) int {
 	ln, err := openUAPI(ifname)
 	if err != nil {
 		tdev.Close()
-		return fail("cannot create configuration socket for %s: %v%s", ifname, err, privilegeHint(err))
+		hint := privilegeHint(err)
+		if errors.Is(err, uapi.ErrInUse) {
+			if h := socketHolder(uapi.SocketPath(ifname)); h != "" {
+				hint = "; it is held by " + h
+			}
+		}
+		return fail("cannot create configuration socket for %s: %v%s", ifname, err, hint)
 	}
 	capture, closeCapture, err := openCapture(a.pcap)
 	if err != nil {

@@ -112,14 +112,20 @@ func commandList() string {
 		}
 		lines = append(lines, [2]string{strings.TrimSpace("gotatun " + c.name + " " + synopsis), c.summary})
 	}
-	width := 0
 	for _, l := range lines {
-		width = max(width, len([]rune(l[0])))
-	}
-	for _, l := range lines {
-		fmt.Fprintf(&b, "  %-*s  %s\n", width, l[0], l[1])
+		writeTwoColumns(&b, l[0], l[1], 42)
 	}
 	return b.String()
+}
+
+// writeTwoColumns writes "  left  right", right starting at column
+// width+4, or on a line of its own when left is wider.
+func writeTwoColumns(b *strings.Builder, left, right string, width int) {
+	if n := len([]rune(left)); n > width {
+		fmt.Fprintf(b, "  %s\n  %*s  %s\n", left, width, "", right)
+		return
+	}
+	fmt.Fprintf(b, "  %-*s  %s\n", width, left, right)
 }
 
 // versionString is the version, with the VCS revision the binary was built

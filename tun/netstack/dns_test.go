@@ -56,3 +56,35 @@ func TestParseAnswer(t *testing.T) {
 		t.Errorf("NXDOMAIN: %v", err)
 	}
 }
+
+func TestIPPacket(t *testing.T) {
+	v4 := make([]byte, 40)
+	v4[0] = 0x45
+	v4[3] = 28 // total length 28: 12 bytes of padding follow
+	if p, proto := ipPacket(v4); len(p) != 28 || proto != 0x0800 {
+		t.Errorf("padded IPv4: %d bytes, proto %#x", len(p), proto)
+	}
+	v4[3] = 41
+	if _, proto := ipPacket(v4); proto != 0 {
+		t.Error("IPv4 longer than its buffer accepted")
+	}
+	v4[0], v4[3] = 0x46, 20 // header of 24 bytes in a packet of 20
+	if _, proto := ipPacket(v4); proto != 0 {
+		t.Error("IPv4 shorter than its header accepted")
+	}
+	v6 := make([]byte, 60)
+	v6[0] = 0x60
+	v6[5] = 8
+	if p, proto := ipPacket(v6); len(p) != 48 || proto != 0x86dd {
+		t.Errorf("IPv6: %d bytes, proto %#x", len(p), proto)
+	}
+	v6[5] = 21
+	if _, proto := ipPacket(v6); proto != 0 {
+		t.Error("IPv6 longer than its buffer accepted")
+	}
+	for _, b := range [][]byte{nil, {0x45}, {0x60, 0}, {0x10, 0, 0, 0}} {
+		if _, proto := ipPacket(b); proto != 0 {
+			t.Errorf("%x accepted", b)
+		}
+	}
+}

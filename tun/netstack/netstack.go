@@ -9,6 +9,7 @@
 package netstack
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/netip"
@@ -228,10 +229,15 @@ type link struct {
 	notify chan struct{} // one token: the ring may have become non-empty
 	done   chan struct{}
 
-	rmu     sync.Mutex // one Read at a time; guards taken
-	taken   []*stack.PacketBuffer
-	wmu     sync.Mutex // one Write at a time; guards gro
-	gro     gro.GRO
+	rmu   sync.Mutex // one Read at a time; guards taken
+	taken []*stack.PacketBuffer
+	wmu   sync.Mutex // one Write at a time; guards gro
+	gro   gro.GRO
+
+	// cmu guards onClose. It is not wmu: the stack calls
+	// SetOnCloseAction holding its own lock, which a Write in progress
+	// waits for while holding wmu.
+	cmu     sync.Mutex
 	onClose func()
 }
 
@@ -329,14 +335,8 @@ func (l *link) write(bufs [][]byte, offset int) (int, error) {
 		if len(b) < offset {
 			return 0, fmt.Errorf("netstack: buffer shorter than offset %d", offset)
 		}
-		p := b[offset:]
-		var proto tcpip.NetworkProtocolNumber
-		switch {
-		case len(p) >= header.IPv4MinimumSize && p[0]>>4 == 4:
-			proto = header.IPv4ProtocolNumber
-		case len(p) >= header.IPv6MinimumSize && p[0]>>4 == 6:
-			proto = header.IPv6ProtocolNumber
-		default:
+		p, proto := ipPacket(b[offset:])
+		if proto == 0 {
 			l.s.dropsBad.Add(1)
 			continue
 		}
@@ -351,6 +351,37 @@ func (l *link) write(bufs [][]byte, offset int) (int, error) {
 	}
 	l.gro.Flush()
 	return len(bufs), nil
+}
+
+// ipPacket returns the IP packet at the start of b, without what follows
+// its length (padding), and its protocol; 0 if b holds no whole IPv4 or
+// IPv6 packet. The stack trusts the lengths of packets it is given once
+// their checksums count as verified, so they are checked here.
+func ipPacket(b []byte) ([]byte, tcpip.NetworkProtocolNumber) {
+	if len(b) == 0 {
+		return nil, 0
+	}
+	switch b[0] >> 4 {
+	case 4:
+		if len(b) < header.IPv4MinimumSize {
+			return nil, 0
+		}
+		n := int(binary.BigEndian.Uint16(b[2:4]))
+		if n < int(b[0]&0xf)*4 || n < header.IPv4MinimumSize || n > len(b) {
+			return nil, 0
+		}
+		return b[:n], header.IPv4ProtocolNumber
+	case 6:
+		if len(b) < header.IPv6MinimumSize {
+			return nil, 0
+		}
+		n := header.IPv6MinimumSize + int(binary.BigEndian.Uint16(b[4:6]))
+		if n > len(b) {
+			return nil, 0
+		}
+		return b[:n], header.IPv6ProtocolNumber
+	}
+	return nil, 0
 }
 
 func (l *link) close() {
@@ -432,17 +463,17 @@ func (l *link) AddHeader(*stack.PacketBuffer)           {}
 func (l *link) ParseHeader(*stack.PacketBuffer) bool    { return true }
 
 func (l *link) Close() {
-	l.wmu.Lock()
+	l.cmu.Lock()
 	onClose := l.onClose
 	l.onClose = nil
-	l.wmu.Unlock()
+	l.cmu.Unlock()
 	if onClose != nil {
 		onClose()
 	}
 }
 
 func (l *link) SetOnCloseAction(f func()) {
-	l.wmu.Lock()
+	l.cmu.Lock()
 	l.onClose = f
-	l.wmu.Unlock()
+	l.cmu.Unlock()
 }

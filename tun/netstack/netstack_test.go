@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/netip"
+	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -366,5 +367,38 @@ func TestCloseUnblocksRead(t *testing.T) {
 	}
 	if _, err := netstack.New(netstack.Config{}); err == nil {
 		t.Error("New with no address succeeded")
+	}
+}
+
+// TestNoLeak checks that closing the devices stops every goroutine of
+// the stacks, their connections and the devices.
+func TestNoLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	t.Run("pair", func(t *testing.T) {
+		p := newPair(t)
+		ln, err := p.server.Listen("tcp", ":80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			c, err := ln.Accept()
+			if err == nil {
+				c.Write([]byte("x"))
+			}
+		}()
+		c, err := p.client.Dial("tcp", "10.7.0.2:80")
+		if err != nil {
+			t.Fatal(err)
+		}
+		c.Read(make([]byte, 1))
+		// Left open on purpose: Close of the stack ends them.
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for runtime.NumGoroutine() > before {
+		if time.Now().After(deadline) {
+			buf := make([]byte, 1<<20)
+			t.Fatalf("%d goroutines before, %d after:\n%s", before, runtime.NumGoroutine(), buf[:runtime.Stack(buf, true)])
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
