@@ -279,7 +279,7 @@ func (l *link) read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		if k > 0 {
 			n := 0
 			for _, pkt := range l.taken {
-				if size, ok := copyPacket(bufs[n][offset:], pkt); ok {
+				if size, ok := copyPacket(bufs[n], offset, pkt); ok {
 					sizes[n] = size
 					n++
 				} else {
@@ -304,12 +304,14 @@ func (l *link) read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 }
 
-// copyPacket copies the whole packet into dst without allocating.
-func copyPacket(dst []byte, pkt *stack.PacketBuffer) (int, bool) {
+// copyPacket copies the whole packet into buf[offset:] without
+// allocating; it fails if the packet does not fit.
+func copyPacket(buf []byte, offset int, pkt *stack.PacketBuffer) (int, bool) {
 	size := pkt.Size()
-	if size > len(dst) {
+	if offset > len(buf) || size > len(buf)-offset {
 		return 0, false
 	}
+	dst := buf[offset:]
 	views, off := pkt.AsViewList()
 	n := 0
 	for v := views.Front(); v != nil && n < size; v = v.Next() {
