@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+
+	"github.com/gotatun/gotatun/internal/testmachines"
 )
 
 // DAITA: gotatun against itself with DAITA off and on (wireguard-go has no
@@ -41,22 +43,9 @@ func daitaMetricDefs(p plan) []metricDef {
 // the three Mullvad DAITA machines of the test data and the Maybenot
 // README machine.
 func daitaMachines(root, work string) (string, error) {
-	data, err := os.ReadFile(filepath.Join(root, "maybenot", "testdata", "machines-public.txt"))
+	out, err := testmachines.Mullvad(filepath.Join(root, "maybenot", "testdata", "machines-public.txt"))
 	if err != nil {
 		return "", err
-	}
-	var out []string
-	mullvad := false
-	for _, line := range strings.Split(string(data), "\n") {
-		switch {
-		case strings.HasPrefix(line, "#"):
-			mullvad = strings.Contains(line, "mullvadvpn-app/dist-assets/maybenot_machines")
-		case mullvad && line != "":
-			out = append(out, line)
-		}
-	}
-	if len(out) != 3 {
-		return "", fmt.Errorf("found %d Mullvad machines in the test data, want 3", len(out))
 	}
 	out = append(out, "02eNp1ibEJAEAIA5Nf7B3N0v1cSESwEL0m5A6YvBqSgP7WeXfM5UoBW7ICYg==")
 	f := filepath.Join(work, "daita-machines")
