@@ -1,6 +1,7 @@
 package device
 
 import (
+	"flag"
 	"net/netip"
 	"os"
 	"runtime"
@@ -170,9 +171,12 @@ func TestIdleDAITAPeersAreCheap(t *testing.T) {
 	}
 }
 
-func BenchmarkIdleDAITAPeers10k(b *testing.B) {
+var daitaPeers = flag.Int("daita-peers", 10000, "peers for BenchmarkIdleDAITAPeers")
+
+// BenchmarkIdleDAITAPeers measures -daita-peers idle DAITA peers.
+func BenchmarkIdleDAITAPeers(b *testing.B) {
 	for range b.N {
-		heap, gor := idleDAITAPeers(b, 10000)
+		heap, gor := idleDAITAPeers(b, *daitaPeers)
 		b.ReportMetric(heap, "heapB/peer")
 		b.ReportMetric(gor, "goroutines/peer")
 	}

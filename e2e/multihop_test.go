@@ -47,7 +47,7 @@ type multihopNet struct {
 	entryConf             string // the entry relay's configuration
 }
 
-func newMultihop(t *testing.T, relays string, v6 bool, exitEnv ...string) *multihopNet {
+func newMultihop(t *testing.T, relays string, v6 bool) *multihopNet {
 	t.Helper()
 	m := &multihopNet{cli: newNetns(t), entryNS: newNetns(t), exitNS: newNetns(t)}
 	m.outer = connect(t, m.cli, m.entryNS, 81)     // client .1, entry relay .2
@@ -65,7 +65,7 @@ func newMultihop(t *testing.T, relays string, v6 bool, exitEnv ...string) *multi
 
 	key := newKey(t) // the client's, for both hops
 	m.entryRelay = startIface(t, m.entryNS, relays)
-	m.exitRelay = startIfaceEnv(t, m.exitNS, relays, exitEnv...)
+	m.exitRelay = startIface(t, m.exitNS, relays)
 	entryName := uniq("ge")
 	m.client = startIfaceArgs(t, m.cli, gotatun, uniq("gx"), key, nil,
 		"--entry", entryName, "--entry-address", entryTun4.String()+","+entryTun6.String())
@@ -366,13 +366,13 @@ func TestMultihopDAITA(t *testing.T) {
 // datagrams are fragmented there (by the entry relay's forwarding one
 // way, by the exit relay's kernel the other), the entry relay tunnels the
 // pieces to the client, and the client joins them again. The exit relay
-// runs without UDP segmentation offload: the kernel refuses a GSO send
-// whose segments exceed the path MTU, where it fragments a plain one.
-// (Over IPv6 only the source may fragment, so there the link between the
-// relays must carry the entry MTU.)
+// sends bursts with UDP segmentation offload, which the kernel refuses
+// for segments over the path MTU, so it must fall back to plain sends,
+// which the kernel fragments. (Over IPv6 only the source may fragment,
+// so there the link between the relays must carry the entry MTU.)
 func TestMultihopFragments(t *testing.T) {
 	need(t)
-	m := newMultihop(t, gotatun, false, "GOTATUN_OFFLOADS=off")
+	m := newMultihop(t, gotatun, false)
 	m.entryNS.run("ip", "link", "set", m.middle.nameA, "mtu", "1280")
 	m.exitNS.run("ip", "link", "set", m.middle.nameB, "mtu", "1280")
 	ping(t, m.cli, exitRelayTun4, 1)
