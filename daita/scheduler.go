@@ -76,6 +76,21 @@ type Scheduler struct {
 	due     []dueTimer
 	seq     uint64
 	nactive int // peers running
+
+	events sync.Pool // *[]maybenot.TriggerEvent: batches in hand
+}
+
+func (s *Scheduler) getEvents() *[]maybenot.TriggerEvent {
+	if b, ok := s.events.Get().(*[]maybenot.TriggerEvent); ok {
+		return b
+	}
+	b := make([]maybenot.TriggerEvent, 0, 256)
+	return &b
+}
+
+func (s *Scheduler) putEvents(b *[]maybenot.TriggerEvent) {
+	*b = (*b)[:0]
+	s.events.Put(b)
 }
 
 type dueTimer struct {

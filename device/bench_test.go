@@ -281,6 +281,14 @@ func TestDataPathAllocs(t *testing.T) {
 // peers cost.
 func idlePeers(tb testing.TB, n int) (heapPerPeer, goroutinesPerPeer float64) {
 	tb.Helper()
+	return idlePeersWith(tb, n, nil, nil)
+}
+
+// idlePeersWith is idlePeers with each peer's configuration changed by
+// peer and the device checked by check once they are added (either may be
+// nil).
+func idlePeersWith(tb testing.TB, n int, peer func(*PeerConfig), check func(*Device)) (heapPerPeer, goroutinesPerPeer float64) {
+	tb.Helper()
 	nw := transport.NewNetwork()
 	d, err := New(Options{TUN: tun.NewMemory("idle", 1420, 16), Bind: nw.NewBind(netip.MustParseAddr("192.0.2.1"))})
 	if err != nil {
@@ -304,6 +312,9 @@ func idlePeers(tb testing.TB, n int) (heapPerPeer, goroutinesPerPeer float64) {
 			Endpoint:   &ep,
 			AllowedIPs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 100, byte(i >> 8), byte(i)}), 32)},
 		}
+		if peer != nil {
+			peer(&cfg.Peers[i])
+		}
 	}
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -317,6 +328,9 @@ func idlePeers(tb testing.TB, n int) (heapPerPeer, goroutinesPerPeer float64) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	g1 := runtime.NumGoroutine()
+	if check != nil {
+		check(d)
+	}
 	runtime.KeepAlive(cfg)
 	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n), float64(g1-g0) / float64(n)
 }

@@ -1,16 +1,11 @@
 package device
 
 import (
-	"net/netip"
-	"os"
-	"runtime"
-	"strings"
+	"flag"
 	"testing"
 
 	"github.com/gotatun/gotatun/daita"
-	"github.com/gotatun/gotatun/noise"
-	"github.com/gotatun/gotatun/transport"
-	"github.com/gotatun/gotatun/tun"
+	"github.com/gotatun/gotatun/internal/testmachines"
 )
 
 // benchMachines are the three Mullvad DAITA machines of the public test
@@ -18,22 +13,9 @@ import (
 // out.
 func benchMachines(tb testing.TB) []string {
 	tb.Helper()
-	data, err := os.ReadFile("../maybenot/testdata/machines-public.txt")
+	out, err := testmachines.Mullvad("../maybenot/testdata/machines-public.txt")
 	if err != nil {
 		tb.Fatal(err)
-	}
-	var out []string
-	mullvad := false
-	for _, line := range strings.Split(string(data), "\n") {
-		switch {
-		case strings.HasPrefix(line, "#"):
-			mullvad = strings.Contains(line, "mullvadvpn-app/dist-assets/maybenot_machines")
-		case mullvad && line != "":
-			out = append(out, line)
-		}
-	}
-	if len(out) != 3 {
-		tb.Fatalf("found %d Mullvad machines, want 3", len(out))
 	}
 	return append(out, padAfterSend)
 }
@@ -108,53 +90,16 @@ func TestDataPathAllocsDAITA(t *testing.T) {
 }
 
 // idleDAITAPeers measures the heap and goroutines that n idle peers with
-// DAITA on (the four machines) cost, beyond the same peers without it.
+// DAITA on (the four machines) cost, the peers included.
 func idleDAITAPeers(tb testing.TB, n int) (heapPerPeer, goroutinesPerPeer float64) {
 	tb.Helper()
-	nw := transport.NewNetwork()
-	d, err := New(Options{TUN: tun.NewMemory("idle", 1420, 16), Bind: nw.NewBind(netip.MustParseAddr("192.0.2.1"))})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer d.Close()
-	priv := mustKey(tb, 1)
-	if err := d.Apply(Config{PrivateKey: &priv}); err != nil {
-		tb.Fatal(err)
-	}
 	dcfg := daita.DefaultConfig()
 	dcfg.Machines = benchMachines(tb)
-	cfg := Config{Peers: make([]PeerConfig, n)}
-	r := seededRand(99)
-	for i := range cfg.Peers {
-		k, err := noise.GeneratePrivateKey(r)
-		if err != nil {
-			tb.Fatal(err)
+	return idlePeersWith(tb, n, func(pc *PeerConfig) { pc.DAITA = &dcfg }, func(d *Device) {
+		if got := d.dsched.Peers(); got != n {
+			tb.Fatalf("%d DAITA peers running, want %d", got, n)
 		}
-		ep := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 51820)
-		cfg.Peers[i] = PeerConfig{
-			PublicKey:  k.PublicKey(),
-			Endpoint:   &ep,
-			AllowedIPs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 100, byte(i >> 8), byte(i)}), 32)},
-			DAITA:      &dcfg,
-		}
-	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	g0 := runtime.NumGoroutine()
-	if err := d.Apply(cfg); err != nil {
-		tb.Fatal(err)
-	}
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	g1 := runtime.NumGoroutine()
-	if got := d.dsched.Peers(); got != n {
-		tb.Fatalf("%d DAITA peers running, want %d", got, n)
-	}
-	runtime.KeepAlive(cfg)
-	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n), float64(g1-g0) / float64(n)
+	})
 }
 
 // TestIdleDAITAPeersAreCheap: an idle peer with DAITA on costs at most
@@ -170,9 +115,12 @@ func TestIdleDAITAPeersAreCheap(t *testing.T) {
 	}
 }
 
-func BenchmarkIdleDAITAPeers10k(b *testing.B) {
+var daitaPeers = flag.Int("daita-peers", 10000, "peers for BenchmarkIdleDAITAPeers")
+
+// BenchmarkIdleDAITAPeers measures -daita-peers idle DAITA peers.
+func BenchmarkIdleDAITAPeers(b *testing.B) {
 	for range b.N {
-		heap, gor := idleDAITAPeers(b, 10000)
+		heap, gor := idleDAITAPeers(b, *daitaPeers)
 		b.ReportMetric(heap, "heapB/peer")
 		b.ReportMetric(gor, "goroutines/peer")
 	}
