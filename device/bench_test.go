@@ -264,7 +264,12 @@ func TestDataPathAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
-	dp := newDataPath(t, 1000)
+	newDataPath(t, 1000).checkAllocs(t)
+}
+
+// checkAllocs fails if packets through dp allocate.
+func (dp *dataPath) checkAllocs(t *testing.T) {
+	t.Helper()
 	dp.send(5000) // warm the pools
 	allocs := testing.AllocsPerRun(20, func() { dp.send(256) })
 	perPacket := allocs / 256

@@ -33,43 +33,21 @@ func (dp *dataPath) withDAITA(tb testing.TB, machines []string) {
 	}
 }
 
-func benchDataPathDAITA(b *testing.B, machines []string) {
-	dp := newDataPath(b, 1420-28)
+func benchDataPathDAITA(b *testing.B, payload int, machines []string) {
+	dp := newDataPath(b, payload)
 	dp.withDAITA(b, machines)
-	b.SetBytes(int64(len(dp.pkt)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		n := min(b.N-done, 4096)
-		dp.send(n)
-		done += n
-	}
-	b.StopTimer()
-	if bad := dp.tb.bad.Load(); bad != 0 {
-		b.Fatalf("%d packets arrived altered", bad)
-	}
+	dp.bench(b)
 }
 
 // BenchmarkDataPath1420DAITA is BenchmarkDataPath1420 with DAITA on at
 // both ends running the four machines.
-func BenchmarkDataPath1420DAITA(b *testing.B) { benchDataPathDAITA(b, benchMachines(b)) }
+func BenchmarkDataPath1420DAITA(b *testing.B) { benchDataPathDAITA(b, 1420-28, benchMachines(b)) }
 
 // BenchmarkDataPath1420DAITAPaddingOnly has DAITA on with no machine:
 // constant-size padding and decoy recognition only.
-func BenchmarkDataPath1420DAITAPaddingOnly(b *testing.B) { benchDataPathDAITA(b, nil) }
+func BenchmarkDataPath1420DAITAPaddingOnly(b *testing.B) { benchDataPathDAITA(b, 1420-28, nil) }
 
-func BenchmarkDataPathSmallDAITA(b *testing.B) {
-	dp := newDataPath(b, 64)
-	dp.withDAITA(b, benchMachines(b))
-	b.SetBytes(int64(len(dp.pkt)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		n := min(b.N-done, 4096)
-		dp.send(n)
-		done += n
-	}
-}
+func BenchmarkDataPathSmallDAITA(b *testing.B) { benchDataPathDAITA(b, 64, benchMachines(b)) }
 
 func TestDataPathAllocsDAITA(t *testing.T) {
 	if raceEnabled {
@@ -77,16 +55,7 @@ func TestDataPathAllocsDAITA(t *testing.T) {
 	}
 	dp := newDataPath(t, 1000)
 	dp.withDAITA(t, benchMachines(t))
-	dp.send(5000) // warm the pools and the scheduler's heap
-	allocs := testing.AllocsPerRun(20, func() { dp.send(256) })
-	perPacket := allocs / 256
-	t.Logf("%.3f allocations per packet", perPacket)
-	if perPacket > 0.05 {
-		t.Fatalf("data path with DAITA allocates: %.3f allocations per packet", perPacket)
-	}
-	if bad := dp.tb.bad.Load(); bad != 0 {
-		t.Fatalf("%d packets arrived altered", bad)
-	}
+	dp.checkAllocs(t)
 }
 
 // idleDAITAPeers measures the heap and goroutines that n idle peers with
