@@ -24,6 +24,11 @@ import (
 //   - Apply starts, changes and stops DAITA on a peer in place, keeping its
 //     sessions; a removed peer's delay queue is sent first.
 //
+// Lock order: the peer's stageMu, then the DAITA peer's lock (held from
+// Begin to End around a batch), then the scheduler's. DAITA calls back
+// into the device (daitaTunnel) with its lock held; those calls take no
+// peer lock but timers.mu.
+//
 // Handshakes, cookie replies and keepalives never reach DAITA. An
 // authenticated decoy updates the peer's endpoint like any authenticated
 // data message (the whitepaper's roaming rule; GotaTun skips it).
