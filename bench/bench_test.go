@@ -330,8 +330,13 @@ func TestBuildReportTargets(t *testing.T) {
 	check("mh_tcp1", true)                // ≥ 1.5×
 	check("mh_cpu_per_gb", false)         // ≤ 0.6×
 	check("mh_over_single", true)         // 10 ≥ 0.6
-	if total != 16 || met != 9 {
-		t.Errorf("met %d of %d, want 9 of 16", met, total)
+	check("daita_tcp_ratio", true)        // 10 ≥ 0.9
+	check("daita_cpu_ratio", false)       // 10 > 1.15
+	check("daita_pkt_allocs", false)
+	check("daita_idle_heap_per_peer", true)        // 10 ≤ 16 KiB
+	check("daita_idle_goroutines_per_peer", false) // 10 > 0
+	if total != 21 || met != 11 {
+		t.Errorf("met %d of %d, want 11 of 21", met, total)
 	}
 
 	res = fakeSamples(p, 1, 4) // ratio 0.25
@@ -353,11 +358,15 @@ func TestBuildReportTargets(t *testing.T) {
 	check("idle_mem_per_peer", true) // median 4096
 	check("mh_over_single", false)   // median 0.55
 
+	// DAITA rows have no wireguard-go figure, and need none.
+	for _, d := range daitaMetricDefs(p) {
+		delete(res[d.ID], nameWG)
+	}
 	delete(res["tcp4_rev"], nameGotatun)
 	res["tcp1_rev"][nameWG] = []float64{math.NaN()}
 	rows, _, _ = buildReport(p, res)
 	miss := strings.Join(missing(rows, metricDefs(p)), " ")
-	if !strings.Contains(miss, "tcp4_rev/gotatun") || !strings.Contains(miss, "tcp1_rev/wireguard-go") {
+	if !strings.Contains(miss, "tcp4_rev/gotatun") || !strings.Contains(miss, "tcp1_rev/wireguard-go") || strings.Contains(miss, "daita") {
 		t.Errorf("missing() = %q", miss)
 	}
 }

@@ -226,6 +226,17 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
+	daitaBin := filepath.Join(work, "device.test")
+	if !o.skipInproc {
+		logf("building the DAITA benchmarks (device package)")
+		if err := buildDAITAInproc(ctx, root, daitaBin); err != nil {
+			return err
+		}
+	}
+	daitaFile, err := daitaMachines(root, work)
+	if err != nil {
+		return err
+	}
 	mach := describeMachine(ctx, root, gt.bin, wg.bin)
 	logf("machine: %s, %d cores, kernel %s, %s, load %.2f", mach.CPUModel, mach.Cores, mach.Kernel, mach.GoVersion, mach.LoadAvg)
 
@@ -257,6 +268,12 @@ func run(ctx context.Context, o options) (err error) {
 			}
 		}
 	}
+	for round := 1; round <= p.Rounds; round++ {
+		logf("round %d of %d: gotatun, DAITA off and on", round, p.Rounds)
+		if err := nb.measureDAITA(ctx, gt, round, daitaFile); err != nil {
+			return err
+		}
+	}
 	if nb.server != nil {
 		nb.server.stop()
 	}
@@ -270,6 +287,9 @@ func run(ctx context.Context, o options) (err error) {
 	if !o.skipInproc {
 		logf("in-process benchmarks")
 		if err := runInproc(ctx, testBin, inprocDir(root), p, res, logf); err != nil {
+			return err
+		}
+		if err := runDAITAInproc(ctx, daitaBin, root, p, res, logf); err != nil {
 			return err
 		}
 	}

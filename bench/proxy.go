@@ -13,13 +13,11 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
+	"github.com/gotatun/gotatun/internal/netns"
 	"github.com/gotatun/gotatun/noise"
 )
 
@@ -114,37 +112,8 @@ func serveZeros(ln net.Listener) {
 	}
 }
 
-// inNetns runs f on a thread switched into namespace ns, so the sockets
-// f creates live there.
-func inNetns(ns string, f func() error) error {
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open("/var/run/netns/" + ns)
-	if err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		return err
-	}
-	defer func() {
-		// A thread that cannot go back stays locked, and Go ends it.
-		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	return f()
-}
-
 func listenIn(ns, network, addr string) (ln net.Listener, err error) {
-	err = inNetns(ns, func() error {
+	err = netns.Do(ns, func() error {
 		ln, err = net.Listen(network, addr)
 		return err
 	})
@@ -152,7 +121,7 @@ func listenIn(ns, network, addr string) (ln net.Listener, err error) {
 }
 
 func dialIn(ctx context.Context, ns, network, addr string) (c net.Conn, err error) {
-	err = inNetns(ns, func() error {
+	err = netns.Do(ns, func() error {
 		var d net.Dialer
 		c, err = d.DialContext(ctx, network, addr)
 		return err

@@ -61,3 +61,17 @@ func TestDecoyFormat(t *testing.T) {
 		}
 	}
 }
+
+// FuzzIsDecoy: any payload is classified without a panic, and only a
+// payload of 4 or more bytes starting with 0xFF is a decoy.
+func FuzzIsDecoy(f *testing.F) {
+	f.Add([]byte{0xFF, 0, 0, 4})
+	f.Add([]byte{0xFF, 0, 0xFF, 0xFF, 1})
+	f.Add([]byte{0x45, 0, 0, 20})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		d, m := IsDecoy(b)
+		if d != (len(b) >= DecoyHeaderLen && b[0] == DecoyMarker) || m && !d {
+			t.Fatalf("% x: decoy %v, malformed %v", b, d, m)
+		}
+	})
+}

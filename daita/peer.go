@@ -88,8 +88,9 @@ type Peer struct {
 	qhead    int
 	qnormal  int // normal packets in the queue
 
-	pending  []maybenot.TriggerEvent // events waiting for the framework
+	pending  []maybenot.TriggerEvent // events raised by actions, one call each
 	draining bool
+	batch    *[]maybenot.TriggerEvent // events of the batch in hand, one call for all
 	one      [1]Packet
 	ev       [1]maybenot.TriggerEvent
 
@@ -157,12 +158,12 @@ func (p *Peer) Close() {
 	if p.closed {
 		return
 	}
+	p.closed = true // the framework hears no more
+	p.flushLocked()
 	for i := range p.timers {
 		p.s.disarm(&p.timers[i])
 	}
-	p.flushLocked()
 	p.delaying = false
-	p.closed = true
 	p.queue = nil
 	p.s.mu.Lock()
 	p.s.nactive--
@@ -193,20 +194,24 @@ func (p *Peer) Delaying() (bool, int) {
 	return p.delaying, len(p.queue) - p.qhead
 }
 
-// NormalSent reports a packet from the TUN routed to the peer, which has an
-// endpoint: it fires NormalSent and counts the packet in flight. padding is
-// the number of zeros the device appends to it.
-func (p *Peer) NormalSent(padding int) {
+// NormalSent reports n packets from the TUN routed to the peer, which has
+// an endpoint: it fires NormalSent for each, in one framework call, and
+// counts them in flight. padding is the number of zeros the device
+// appended to them.
+func (p *Peer) NormalSent(n, padding int) {
 	p.mu.Lock()
 	if p.closed {
 		p.mu.Unlock()
 		return
 	}
-	p.inflight++
+	p.inflight += n
 	if padding > 0 {
 		p.txPadding.Add(uint64(padding))
 	}
-	p.trigger(maybenot.TriggerEvent{Kind: maybenot.EventNormalSent})
+	for range n {
+		p.add(maybenot.TriggerEvent{Kind: maybenot.EventNormalSent})
+	}
+	p.flushEvents()
 	p.mu.Unlock()
 }
 
@@ -216,28 +221,48 @@ func (p *Peer) NormalSent(padding int) {
 func (p *Peer) NormalDropped(n int) {
 	p.mu.Lock()
 	if !p.closed {
-		p.inflight = max(0, p.inflight-n)
+		p.NormalDroppedLocked(n)
 	}
 	p.mu.Unlock()
 }
 
-// Outbound offers an encrypted data message (not a keepalive) about to
-// be sent. While a delay is active and the queue has room, the queue takes
-// it and Outbound returns true: the caller must then neither send nor
-// release it. Otherwise the caller sends it now: Outbound has fired
-// TunnelSent for it and, for a normal packet this Peer counted, taken it
-// out of flight.
-func (p *Peer) Outbound(pkt Packet) bool {
+// NormalDroppedLocked is NormalDropped between Begin and End.
+func (p *Peer) NormalDroppedLocked(n int) {
+	p.inflight = max(0, p.inflight-n)
+}
+
+// Begin starts reporting one batch of the data path: it takes the Peer's
+// lock, which End releases after handing the batch's events to the
+// framework in one call, as GotaTun does. It reports false, holding no
+// lock, once the Peer is closed. Between them only the Locked methods may
+// be called.
+func (p *Peer) Begin() bool {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	if p.closed {
+		p.mu.Unlock()
 		return false
 	}
+	return true
+}
+
+// End ends what Begin started.
+func (p *Peer) End() {
+	p.flushEvents()
+	p.mu.Unlock()
+}
+
+// OutboundLocked offers an encrypted data message (not a keepalive) about
+// to be sent. While a delay is active and the queue has room, the queue
+// takes it and OutboundLocked returns true: the caller must then neither
+// send nor release it. Otherwise the caller sends it now: TunnelSent is
+// fired for it and, for a normal packet this Peer counted, it leaves the
+// in-flight count.
+func (p *Peer) OutboundLocked(pkt Packet) bool {
 	if !p.delaying || p.queued() >= p.cfg.MaxDelayedPackets {
 		if pkt.Normal && p.inflight > 0 {
 			p.inflight--
 		}
-		p.trigger(maybenot.TriggerEvent{Kind: maybenot.EventTunnelSent})
+		p.add(maybenot.TriggerEvent{Kind: maybenot.EventTunnelSent})
 		return false
 	}
 	p.push(pkt)
@@ -249,37 +274,58 @@ func (p *Peer) Outbound(pkt Packet) bool {
 	return true
 }
 
-// ReceivedDecoy reports an authenticated decoy of payloadLen bytes: it
-// fires TunnelRecv and PaddingRecv and counts it.
-func (p *Peer) ReceivedDecoy(payloadLen int, malformed bool) {
+// ReceivedDecoyLocked reports an authenticated decoy of payloadLen
+// bytes: TunnelRecv and PaddingRecv, and the counters.
+func (p *Peer) ReceivedDecoyLocked(payloadLen int, malformed bool) {
 	p.rxDecoy.Add(uint64(payloadLen))
 	if malformed {
 		p.rxMalformed.Add(1)
 	}
-	p.mu.Lock()
-	if !p.closed {
-		p.trigger(maybenot.TriggerEvent{Kind: maybenot.EventTunnelRecv})
-		p.trigger(maybenot.TriggerEvent{Kind: maybenot.EventPaddingRecv})
-	}
-	p.mu.Unlock()
+	p.add(maybenot.TriggerEvent{Kind: maybenot.EventTunnelRecv})
+	p.add(maybenot.TriggerEvent{Kind: maybenot.EventPaddingRecv})
 }
 
-// Received reports an authenticated, non-empty data message that is not
-// a decoy: it fires TunnelRecv and, if it is an IP packet, NormalRecv.
+// ReceivedLocked reports an authenticated, non-empty data message that
+// is not a decoy: TunnelRecv and, if it is an IP packet, NormalRecv.
 // padding is what the payload carries beyond its IP length rounded up to
 // 16.
-func (p *Peer) Received(ip bool, padding int) {
+func (p *Peer) ReceivedLocked(ip bool, padding int) {
 	if padding > 0 {
 		p.rxPadding.Add(uint64(padding))
 	}
-	p.mu.Lock()
-	if !p.closed {
-		p.trigger(maybenot.TriggerEvent{Kind: maybenot.EventTunnelRecv})
-		if ip {
-			p.trigger(maybenot.TriggerEvent{Kind: maybenot.EventNormalRecv})
+	p.add(maybenot.TriggerEvent{Kind: maybenot.EventTunnelRecv})
+	if ip {
+		p.add(maybenot.TriggerEvent{Kind: maybenot.EventNormalRecv})
+	}
+}
+
+// add puts ev into the batch in hand.
+func (p *Peer) add(ev maybenot.TriggerEvent) {
+	if p.n == 0 {
+		return // no machine to tell
+	}
+	if p.batch == nil {
+		p.batch = p.s.getEvents()
+	}
+	*p.batch = append(*p.batch, ev)
+}
+
+// flushEvents hands the batch in hand to the framework in one call.
+func (p *Peer) flushEvents() {
+	if p.batch == nil {
+		return
+	}
+	b := p.batch
+	p.batch = nil
+	now := p.s.clock.Now()
+	if obs := p.s.opts.Observe; obs != nil {
+		for _, ev := range *b {
+			obs(Trace{Peer: p, Time: now, Event: ev})
 		}
 	}
-	p.mu.Unlock()
+	acts := p.fw.TriggerEvents(*b, now)
+	p.s.putEvents(b)
+	p.applyAll(acts, now)
 }
 
 // trigger hands ev to the framework, one event per call as the reference
@@ -289,12 +335,30 @@ func (p *Peer) trigger(ev maybenot.TriggerEvent) {
 	if p.n == 0 {
 		return // no machine to tell
 	}
+	p.flushEvents() // what came before goes first
 	p.pending = append(p.pending, ev)
+	p.drainPending(p.s.clock.Now())
+}
+
+// applyAll carries out the actions of one framework call, then the events
+// they raised.
+func (p *Peer) applyAll(acts []maybenot.TriggerAction, now time.Time) {
+	for _, a := range acts {
+		if obs := p.s.opts.Observe; obs != nil {
+			a := a
+			obs(Trace{Peer: p, Time: now, Action: &a})
+		}
+		p.apply(a, now)
+	}
+	p.drainPending(now)
+}
+
+// drainPending hands the raised events to the framework one call each.
+func (p *Peer) drainPending(now time.Time) {
 	if p.draining {
 		return
 	}
 	p.draining = true
-	now := p.s.clock.Now()
 	for len(p.pending) > 0 {
 		p.ev[0] = p.pending[0]
 		n := copy(p.pending, p.pending[1:])
@@ -462,9 +526,10 @@ func (p *Peer) flushLocked() {
 			p.inflight--
 		}
 		if !p.closed {
-			p.trigger(maybenot.TriggerEvent{Kind: maybenot.EventTunnelSent})
+			p.add(maybenot.TriggerEvent{Kind: maybenot.EventTunnelSent})
 		}
 	}
+	p.flushEvents()
 	p.t.Send(q)
 	clear(p.queue)
 	p.qhead, p.qnormal = 0, 0

@@ -73,9 +73,25 @@ type Scheduler struct {
 	wakeAt  time.Time // zero while wake is not armed
 	firing  bool
 	closed  bool
+	fires   sync.WaitGroup // fire calls running
 	due     []dueTimer
 	seq     uint64
 	nactive int // peers running
+
+	events sync.Pool // *[]maybenot.TriggerEvent: batches in hand
+}
+
+func (s *Scheduler) getEvents() *[]maybenot.TriggerEvent {
+	if b, ok := s.events.Get().(*[]maybenot.TriggerEvent); ok {
+		return b
+	}
+	b := make([]maybenot.TriggerEvent, 0, 256)
+	return &b
+}
+
+func (s *Scheduler) putEvents(b *[]maybenot.TriggerEvent) {
+	*b = (*b)[:0]
+	s.events.Put(b)
 }
 
 type dueTimer struct {
@@ -105,8 +121,10 @@ func (s *Scheduler) Peers() int {
 	return s.nactive
 }
 
-// Close stops every timer; peers still running stay silent from then on.
+// Close stops every timer and waits for expired ones being handled;
+// peers still running stay silent from then on.
 func (s *Scheduler) Close() {
+	defer s.fires.Wait()
 	s.mu.Lock()
 	s.closed = true
 	if s.wake != nil {
@@ -212,6 +230,8 @@ func (s *Scheduler) fire() {
 		s.mu.Unlock()
 		return
 	}
+	s.fires.Add(1)
+	defer s.fires.Done()
 	s.firing = true
 	s.wakeAt = time.Time{}
 	for {

@@ -264,7 +264,12 @@ func TestDataPathAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("allocation counts are not meaningful under the race detector")
 	}
-	dp := newDataPath(t, 1000)
+	newDataPath(t, 1000).checkAllocs(t)
+}
+
+// checkAllocs fails if packets through dp allocate.
+func (dp *dataPath) checkAllocs(t *testing.T) {
+	t.Helper()
 	dp.send(5000) // warm the pools
 	allocs := testing.AllocsPerRun(20, func() { dp.send(256) })
 	perPacket := allocs / 256
@@ -280,6 +285,14 @@ func TestDataPathAllocs(t *testing.T) {
 // idlePeers measures the heap and goroutines that n configured, idle
 // peers cost.
 func idlePeers(tb testing.TB, n int) (heapPerPeer, goroutinesPerPeer float64) {
+	tb.Helper()
+	return idlePeersWith(tb, n, nil, nil)
+}
+
+// idlePeersWith is idlePeers with each peer's configuration changed by
+// peer and the device checked by check once they are added (either may be
+// nil).
+func idlePeersWith(tb testing.TB, n int, peer func(*PeerConfig), check func(*Device)) (heapPerPeer, goroutinesPerPeer float64) {
 	tb.Helper()
 	nw := transport.NewNetwork()
 	d, err := New(Options{TUN: tun.NewMemory("idle", 1420, 16), Bind: nw.NewBind(netip.MustParseAddr("192.0.2.1"))})
@@ -304,6 +317,9 @@ func idlePeers(tb testing.TB, n int) (heapPerPeer, goroutinesPerPeer float64) {
 			Endpoint:   &ep,
 			AllowedIPs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 100, byte(i >> 8), byte(i)}), 32)},
 		}
+		if peer != nil {
+			peer(&cfg.Peers[i])
+		}
 	}
 	var before, after runtime.MemStats
 	runtime.GC()
@@ -317,6 +333,9 @@ func idlePeers(tb testing.TB, n int) (heapPerPeer, goroutinesPerPeer float64) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	g1 := runtime.NumGoroutine()
+	if check != nil {
+		check(d)
+	}
 	runtime.KeepAlive(cfg)
 	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n), float64(g1-g0) / float64(n)
 }

@@ -24,6 +24,11 @@ import (
 //   - Apply starts, changes and stops DAITA on a peer in place, keeping its
 //     sessions; a removed peer's delay queue is sent first.
 //
+// Lock order: the peer's stageMu, then the DAITA peer's lock (held from
+// Begin to End around a batch), then the scheduler's. DAITA calls back
+// into the device (daitaTunnel) with its lock held; those calls take no
+// peer lock but timers.mu.
+//
 // Handshakes, cookie replies and keepalives never reach DAITA. An
 // authenticated decoy updates the peer's endpoint like any authenticated
 // data message (the whitepaper's roaming rule; GotaTun skips it).
@@ -115,24 +120,18 @@ func (t *daitaTunnel) Release(pkt daita.Packet) {
 	}
 }
 
-// daitaNormal reports a packet routed to p and pads it to the MTU. It
-// returns the packet's new length and the DAITA instance that counted it
-// (nil when p has no DAITA or no endpoint).
-func (d *Device) daitaNormal(p *Peer, buf *buffer, n int) (int, *daita.Peer) {
-	dt := p.daita.Load()
-	if dt == nil || p.endpoint.Load() == nil {
-		return n, nil
-	}
+// daitaPad pads a packet routed to a DAITA peer to the MTU (before it
+// is staged and encrypted) and returns its new length and the padding.
+func (d *Device) daitaPad(buf *buffer, n int) (int, int) {
 	mtu := int(d.mtu.Load())
-	pad := 0
 	if n < mtu && headroom+mtu+tagSize <= len(buf.b) {
 		clear(buf.b[headroom+n : headroom+mtu])
-		pad = mtu - n
-	} else if n > mtu {
+		return mtu, mtu - n
+	}
+	if n > mtu {
 		d.stats.daitaOversized.Add(1)
 	}
-	dt.NormalSent(pad)
-	return n + pad, dt
+	return n, 0
 }
 
 // daitaDropped takes packets that will not be sent out of flight.
@@ -143,11 +142,22 @@ func daitaDropped(e *elem) {
 	}
 }
 
-// daitaOutbound offers an encrypted data message to dt's delay queue; it
-// reports true when the queue took it (and its buffer), and otherwise
-// has reported it sent.
+// daitaDroppedIn is daitaDropped between dt.Begin and dt.End (dt may be
+// nil).
+func daitaDroppedIn(dt *daita.Peer, e *elem) {
+	if dt != nil && e.dt == dt {
+		dt.NormalDroppedLocked(1)
+		e.dt = nil
+		return
+	}
+	daitaDropped(e)
+}
+
+// daitaOutbound offers an encrypted data message to dt's delay queue,
+// between dt.Begin and dt.End; it reports true when the queue took it (and
+// its buffer), and otherwise has reported it sent.
 func daitaOutbound(dt *daita.Peer, e *elem) bool {
-	if dt.Outbound(daita.Packet{Msg: e.buf.b[:e.plen], Ref: e.buf, Normal: e.dt == dt}) {
+	if dt.OutboundLocked(daita.Packet{Msg: e.buf.b[:e.plen], Ref: e.buf, Normal: e.dt == dt}) {
 		e.buf = nil
 		return true
 	}
@@ -155,10 +165,11 @@ func daitaOutbound(dt *daita.Peer, e *elem) bool {
 }
 
 // daitaInbound handles an authenticated, non-empty payload of a DAITA
-// peer: it reports true for a decoy, which the caller drops.
+// peer, between dt.Begin and dt.End: it reports true for a decoy, which
+// the caller drops.
 func daitaInbound(dt *daita.Peer, pt []byte) bool {
 	if decoy, malformed := daita.IsDecoy(pt); decoy {
-		dt.ReceivedDecoy(len(pt), malformed)
+		dt.ReceivedDecoyLocked(len(pt), malformed)
 		return true
 	}
 	total, ok := packet.TotalLen(pt)
@@ -166,7 +177,7 @@ func daitaInbound(dt *daita.Peer, pt []byte) bool {
 	if ok {
 		pad = len(pt) - (total+15)&^15
 	}
-	dt.Received(ok, max(0, pad))
+	dt.ReceivedLocked(ok, max(0, pad))
 	return false
 }
 

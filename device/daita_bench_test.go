@@ -1,16 +1,11 @@
 package device
 
 import (
-	"net/netip"
-	"os"
-	"runtime"
-	"strings"
+	"flag"
 	"testing"
 
 	"github.com/gotatun/gotatun/daita"
-	"github.com/gotatun/gotatun/noise"
-	"github.com/gotatun/gotatun/transport"
-	"github.com/gotatun/gotatun/tun"
+	"github.com/gotatun/gotatun/internal/testmachines"
 )
 
 // benchMachines are the three Mullvad DAITA machines of the public test
@@ -18,22 +13,9 @@ import (
 // out.
 func benchMachines(tb testing.TB) []string {
 	tb.Helper()
-	data, err := os.ReadFile("../maybenot/testdata/machines-public.txt")
+	out, err := testmachines.Mullvad("../maybenot/testdata/machines-public.txt")
 	if err != nil {
 		tb.Fatal(err)
-	}
-	var out []string
-	mullvad := false
-	for _, line := range strings.Split(string(data), "\n") {
-		switch {
-		case strings.HasPrefix(line, "#"):
-			mullvad = strings.Contains(line, "mullvadvpn-app/dist-assets/maybenot_machines")
-		case mullvad && line != "":
-			out = append(out, line)
-		}
-	}
-	if len(out) != 3 {
-		tb.Fatalf("found %d Mullvad machines, want 3", len(out))
 	}
 	return append(out, padAfterSend)
 }
@@ -51,43 +33,21 @@ func (dp *dataPath) withDAITA(tb testing.TB, machines []string) {
 	}
 }
 
-func benchDataPathDAITA(b *testing.B, machines []string) {
-	dp := newDataPath(b, 1420-28)
+func benchDataPathDAITA(b *testing.B, payload int, machines []string) {
+	dp := newDataPath(b, payload)
 	dp.withDAITA(b, machines)
-	b.SetBytes(int64(len(dp.pkt)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		n := min(b.N-done, 4096)
-		dp.send(n)
-		done += n
-	}
-	b.StopTimer()
-	if bad := dp.tb.bad.Load(); bad != 0 {
-		b.Fatalf("%d packets arrived altered", bad)
-	}
+	dp.bench(b)
 }
 
 // BenchmarkDataPath1420DAITA is BenchmarkDataPath1420 with DAITA on at
 // both ends running the four machines.
-func BenchmarkDataPath1420DAITA(b *testing.B) { benchDataPathDAITA(b, benchMachines(b)) }
+func BenchmarkDataPath1420DAITA(b *testing.B) { benchDataPathDAITA(b, 1420-28, benchMachines(b)) }
 
 // BenchmarkDataPath1420DAITAPaddingOnly has DAITA on with no machine:
 // constant-size padding and decoy recognition only.
-func BenchmarkDataPath1420DAITAPaddingOnly(b *testing.B) { benchDataPathDAITA(b, nil) }
+func BenchmarkDataPath1420DAITAPaddingOnly(b *testing.B) { benchDataPathDAITA(b, 1420-28, nil) }
 
-func BenchmarkDataPathSmallDAITA(b *testing.B) {
-	dp := newDataPath(b, 64)
-	dp.withDAITA(b, benchMachines(b))
-	b.SetBytes(int64(len(dp.pkt)))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for done := 0; done < b.N; {
-		n := min(b.N-done, 4096)
-		dp.send(n)
-		done += n
-	}
-}
+func BenchmarkDataPathSmallDAITA(b *testing.B) { benchDataPathDAITA(b, 64, benchMachines(b)) }
 
 func TestDataPathAllocsDAITA(t *testing.T) {
 	if raceEnabled {
@@ -95,66 +55,20 @@ func TestDataPathAllocsDAITA(t *testing.T) {
 	}
 	dp := newDataPath(t, 1000)
 	dp.withDAITA(t, benchMachines(t))
-	dp.send(5000) // warm the pools and the scheduler's heap
-	allocs := testing.AllocsPerRun(20, func() { dp.send(256) })
-	perPacket := allocs / 256
-	t.Logf("%.3f allocations per packet", perPacket)
-	if perPacket > 0.05 {
-		t.Fatalf("data path with DAITA allocates: %.3f allocations per packet", perPacket)
-	}
-	if bad := dp.tb.bad.Load(); bad != 0 {
-		t.Fatalf("%d packets arrived altered", bad)
-	}
+	dp.checkAllocs(t)
 }
 
 // idleDAITAPeers measures the heap and goroutines that n idle peers with
-// DAITA on (the four machines) cost, beyond the same peers without it.
+// DAITA on (the four machines) cost, the peers included.
 func idleDAITAPeers(tb testing.TB, n int) (heapPerPeer, goroutinesPerPeer float64) {
 	tb.Helper()
-	nw := transport.NewNetwork()
-	d, err := New(Options{TUN: tun.NewMemory("idle", 1420, 16), Bind: nw.NewBind(netip.MustParseAddr("192.0.2.1"))})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	defer d.Close()
-	priv := mustKey(tb, 1)
-	if err := d.Apply(Config{PrivateKey: &priv}); err != nil {
-		tb.Fatal(err)
-	}
 	dcfg := daita.DefaultConfig()
 	dcfg.Machines = benchMachines(tb)
-	cfg := Config{Peers: make([]PeerConfig, n)}
-	r := seededRand(99)
-	for i := range cfg.Peers {
-		k, err := noise.GeneratePrivateKey(r)
-		if err != nil {
-			tb.Fatal(err)
+	return idlePeersWith(tb, n, func(pc *PeerConfig) { pc.DAITA = &dcfg }, func(d *Device) {
+		if got := d.dsched.Peers(); got != n {
+			tb.Fatalf("%d DAITA peers running, want %d", got, n)
 		}
-		ep := netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), 51820)
-		cfg.Peers[i] = PeerConfig{
-			PublicKey:  k.PublicKey(),
-			Endpoint:   &ep,
-			AllowedIPs: []netip.Prefix{netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 100, byte(i >> 8), byte(i)}), 32)},
-			DAITA:      &dcfg,
-		}
-	}
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	g0 := runtime.NumGoroutine()
-	if err := d.Apply(cfg); err != nil {
-		tb.Fatal(err)
-	}
-	runtime.GC()
-	runtime.GC()
-	runtime.ReadMemStats(&after)
-	g1 := runtime.NumGoroutine()
-	if got := d.dsched.Peers(); got != n {
-		tb.Fatalf("%d DAITA peers running, want %d", got, n)
-	}
-	runtime.KeepAlive(cfg)
-	return float64(int64(after.HeapAlloc)-int64(before.HeapAlloc)) / float64(n), float64(g1-g0) / float64(n)
+	})
 }
 
 // TestIdleDAITAPeersAreCheap: an idle peer with DAITA on costs at most
@@ -170,9 +84,12 @@ func TestIdleDAITAPeersAreCheap(t *testing.T) {
 	}
 }
 
-func BenchmarkIdleDAITAPeers10k(b *testing.B) {
+var daitaPeers = flag.Int("daita-peers", 10000, "peers for BenchmarkIdleDAITAPeers")
+
+// BenchmarkIdleDAITAPeers measures -daita-peers idle DAITA peers.
+func BenchmarkIdleDAITAPeers(b *testing.B) {
 	for range b.N {
-		heap, gor := idleDAITAPeers(b, 10000)
+		heap, gor := idleDAITAPeers(b, *daitaPeers)
 		b.ReportMetric(heap, "heapB/peer")
 		b.ReportMetric(gor, "goroutines/peer")
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gotatun/gotatun/daita"
+	"github.com/gotatun/gotatun/internal/testmachines"
 	"github.com/gotatun/gotatun/maybenot"
 	"github.com/gotatun/gotatun/maybenot/sim"
 )
@@ -181,21 +182,11 @@ func loadTrace(t *testing.T, name string, scale time.Duration) []sim.TracePacket
 // comment contains name.
 func testMachine(t *testing.T, name string) string {
 	t.Helper()
-	data, err := os.ReadFile("../maybenot/testdata/machines-synthetic.txt")
+	ms, err := testmachines.ByComment("../maybenot/testdata/machines-synthetic.txt", name)
 	if err != nil {
 		t.Fatal(err)
 	}
-	found := false
-	for _, line := range strings.Split(string(data), "\n") {
-		switch {
-		case strings.HasPrefix(line, "#"):
-			found = strings.Contains(line, name)
-		case found && line != "":
-			return line
-		}
-	}
-	t.Fatalf("no machine %q", name)
-	return ""
+	return ms[0]
 }
 
 // TestDAITAMatchesSimulator: on the same trace with the same machines and

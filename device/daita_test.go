@@ -193,7 +193,7 @@ func TestDAITADecoyWithoutSessionDropped(t *testing.T) {
 	// No session yet: the packet waits for the handshake; the decoy due
 	// before the handshake completes would have no session.
 	dt := pr.a.peer(pr.b).daita.Load()
-	dt.NormalSent(0) // as if a packet had been routed
+	dt.NormalSent(1, 0) // as if a packet had been routed
 	dt.NormalDropped(1)
 	pr.clock.Advance(20 * time.Millisecond)
 	if s := dt.Stats(); s.TxDecoyBytes != 0 {

@@ -48,10 +48,13 @@ func Example_memory() {
 	}}})
 
 	// The first packet starts the handshake and goes out after it.
+	// (Waiting for a handshake since before the packet: it may be done
+	// before WaitHandshake is called.)
+	sent := time.Now()
 	tunA.Inject(udpPacket("10.0.0.1", "10.0.0.2", "hello through the tunnel"))
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	if _, err := a.WaitHandshake(ctx, keyB.PublicKey(), time.Time{}); err != nil {
+	if _, err := a.WaitHandshake(ctx, keyB.PublicKey(), sent); err != nil {
 		panic(err)
 	}
 	select {

@@ -246,6 +246,9 @@ func (d *Device) finishInbound(b *batch) {
 		rx                 uint64
 	)
 	dt := p.daita.Load()
+	if dt != nil && !dt.Begin() {
+		dt = nil
+	}
 	for i := range b.elems {
 		e := &b.elems[i]
 		if !e.ok {
@@ -286,6 +289,9 @@ func (d *Device) finishInbound(b *batch) {
 		if d.capture != nil {
 			d.capturePacket(pkt[:total])
 		}
+	}
+	if dt != nil {
+		dt.End() // the batch's events in one call
 	}
 	if any {
 		p.setEndpoint(lastEP)

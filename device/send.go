@@ -97,19 +97,33 @@ func (d *Device) handleTUNBatch(cnt int) {
 		if p == nil {
 			continue
 		}
+		// DAITA: NormalSent for packets to a peer with an endpoint, then
+		// padding to the MTU, before staging and encryption.
+		dt := p.daita.Load()
+		if dt != nil && p.endpoint.Load() == nil {
+			dt = nil
+		}
+		normals, padding := 0, 0
 		p.stageMu.Lock()
 		for j := i; j < cnt; j++ {
 			if tr.peers[j] != p {
 				continue
 			}
 			e := elem{buf: tr.holders[j], n: tr.sizes[j]}
-			if p.daita.Load() != nil {
-				e.n, e.dt = d.daitaNormal(p, e.buf, e.n)
+			if dt != nil {
+				var pad int
+				e.n, pad = d.daitaPad(e.buf, e.n)
+				e.dt = dt
+				normals++
+				padding += pad
 			}
 			p.stageLocked(e)
 			tr.holders[j] = d.getBuf()
 			tr.bufs[j] = tunReadSlice(tr.holders[j])
 			tr.peers[j] = nil
+		}
+		if normals > 0 {
+			dt.NormalSent(normals, padding) // before anything can send them
 		}
 		p.stageMu.Unlock()
 		if !p.removed.Load() && !d.suspended.Load() {
@@ -155,10 +169,13 @@ func (d *Device) finishOutbound(b *batch) {
 	var bytes uint64
 	data := false
 	dt := p.daita.Load()
+	if dt != nil && !dt.Begin() {
+		dt = nil
+	}
 	for i := range b.elems {
 		e := &b.elems[i]
 		if !e.ok {
-			daitaDropped(e)
+			daitaDroppedIn(dt, e)
 			continue
 		}
 		if dt != nil && e.n > 0 && daitaOutbound(dt, e) {
@@ -169,6 +186,9 @@ func (d *Device) finishOutbound(b *batch) {
 		if e.n > 0 {
 			data = true
 		}
+	}
+	if dt != nil {
+		dt.End() // TunnelSent for what goes now
 	}
 	if len(b.bufs) > 0 {
 		// Timers first: the answer may arrive before Send returns.

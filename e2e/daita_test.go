@@ -12,28 +12,17 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/gotatun/gotatun/internal/testmachines"
 )
 
 // mullvadMachines writes the Mullvad DAITA machines of the test data to a
 // file, one a line, for `gotatun daita set --machine @FILE`.
 func mullvadMachines(t *testing.T) string {
 	t.Helper()
-	data, err := os.ReadFile("../maybenot/testdata/machines-public.txt")
+	out, err := testmachines.Mullvad("../maybenot/testdata/machines-public.txt")
 	if err != nil {
 		t.Fatal(err)
-	}
-	var out []string
-	mullvad := false
-	for _, line := range strings.Split(string(data), "\n") {
-		switch {
-		case strings.HasPrefix(line, "#"):
-			mullvad = strings.Contains(line, "mullvadvpn-app/dist-assets/maybenot_machines")
-		case mullvad && line != "":
-			out = append(out, line)
-		}
-	}
-	if len(out) == 0 {
-		t.Fatal("no Mullvad machines in the test data")
 	}
 	f := filepath.Join(t.TempDir(), "machines")
 	if err := os.WriteFile(f, []byte(strings.Join(out, "\n")+"\n"), 0o600); err != nil {

@@ -64,7 +64,7 @@ func TestEndpointFamilySwitch(t *testing.T) {
 				{netip.AddrPortFrom(p.link.v4B, portB), netip.AddrPortFrom(p.link.v4A, portA)},
 			} {
 				set := func() { p.a.wg("set", p.a.name, "peer", p.b.pub.String(), "endpoint", s.to.String()) }
-				tcpDuring(t, p.na, p.nb, innerB4, 4*time.Second, set)
+				tcpDuring(t, p.na, p.nb, innerB4, 3*time.Second, set)
 				set()
 				pingUntil(t, p.na, innerB6, func() bool { return p.b.peer(p.a.pub).endpoint == s.from.String() },
 					"b's endpoint for a is "+s.from.String())
@@ -98,7 +98,7 @@ func TestListenPortChange(t *testing.T) {
 					otherAddr, moverOuter = innerA4, p.link.v4B
 				}
 				newPort := 52000 + int(seq.Add(1))%1000
-				tcpDuring(t, moverNS, otherNS, otherAddr, 4*time.Second, func() {
+				tcpDuring(t, moverNS, otherNS, otherAddr, 3*time.Second, func() {
 					mover.wg("set", mover.name, "listen-port", strconv.Itoa(newPort))
 				})
 				if got := strings.TrimSpace(mover.wg("show", mover.name, "listen-port")); got != strconv.Itoa(newPort) {

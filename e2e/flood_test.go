@@ -55,12 +55,7 @@ func TestSustainedUDP(t *testing.T) {
 				fullSizeUDP(t, p, mtu, 3)
 				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 				defer cancel()
-				srv := p.nb.command(ctx, "iperf3", "-s", "-1", "-B", innerB4.String())
-				if err := srv.Start(); err != nil {
-					t.Fatal(err)
-				}
-				defer srv.Wait()
-				waitListening(t, p.nb, 5201)
+				defer iperfServer(ctx, t, p.nb, innerB4)()
 				start := time.Now()
 				out, err := p.na.command(ctx, "iperf3", "-c", innerB4.String(), "-u", "-b", "0", "--bidir",
 					"-n", size, "-l", strconv.Itoa(mtu-28), "-J").Output()

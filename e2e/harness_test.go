@@ -448,11 +448,15 @@ func (i *iface) peer(pub noise.PublicKey) dumpPeer {
 func ping(t *testing.T, n *netns, addr netip.Addr, count int) {
 	t.Helper()
 	reach(t, n, addr)
-	// -w, not -W: once replies come, -W waits only two round trips for
-	// the rest, which a loaded machine overruns without losing anything.
-	out, err := n.try("ping", "-n", "-q", "-c", strconv.Itoa(count), "-i", "0.05", "-w", "10", addr.String())
-	if err != nil || !strings.Contains(out, " 0% packet loss") {
-		t.Fatalf("[%s] ping %s: %v\n%s", n.name, addr, err, out)
+	// One request per ping(8), each answered within -W: a run of several
+	// waits only two round trips for the last reply once others came,
+	// which a loaded machine overruns (and with -w it keeps sending and
+	// counts replies still on their way as lost).
+	for i := range count {
+		out, err := n.try("ping", "-n", "-q", "-c", "1", "-W", "5", addr.String())
+		if err != nil || !strings.Contains(out, " 0% packet loss") {
+			t.Fatalf("[%s] ping %s (%d of %d): %v\n%s", n.name, addr, i+1, count, err, out)
+		}
 	}
 }
 

@@ -109,12 +109,7 @@ func tcpDuring(t *testing.T, from, to *netns, toAddr netip.Addr, d time.Duration
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d+2*time.Minute)
 	defer cancel()
-	srv := to.command(ctx, "iperf3", "-s", "-1", "-B", toAddr.String())
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Wait()
-	waitListening(t, to, 5201)
+	defer iperfServer(ctx, t, to, toAddr)()
 	type result struct {
 		out []byte
 		err error

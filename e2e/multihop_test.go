@@ -361,3 +361,22 @@ func TestMultihopDAITA(t *testing.T) {
 		t.Fatalf("data message sizes to the entry relay %v, want all %d", sent, want)
 	}
 }
+
+// With a smaller MTU between the relays, the exit hop's full-size IPv4
+// datagrams are fragmented there (by the entry relay's forwarding one
+// way, by the exit relay's kernel the other), the entry relay tunnels the
+// pieces to the client, and the client joins them again. The exit relay
+// sends bursts with UDP segmentation offload, which the kernel refuses
+// for segments over the path MTU, so it must fall back to plain sends,
+// which the kernel fragments. (Over IPv6 only the source may fragment,
+// so there the link between the relays must carry the entry MTU.)
+func TestMultihopFragments(t *testing.T) {
+	need(t)
+	m := newMultihop(t, gotatun, false)
+	m.entryNS.run("ip", "link", "set", m.middle.nameA, "mtu", "1280")
+	m.exitNS.run("ip", "link", "set", m.middle.nameB, "mtu", "1280")
+	ping(t, m.cli, exitRelayTun4, 1)
+	m.checkFullMTU(t, exitRelayTun4)
+	transfer(t, m.exitNS, m.cli, exitTun4, 4<<20, nil)
+	transfer(t, m.cli, m.exitNS, exitRelayTun4, 4<<20, nil)
+}

@@ -46,7 +46,7 @@ func TestNAT(t *testing.T) {
 			time.Sleep(4 * time.Second)
 			ping(t, nb, innerA4, 3)
 
-			for round := range 2 {
+			for round := range 1 {
 				before := p.b.peer(p.a.pub).endpoint
 				nr.run("conntrack", "-F")
 				deadline := time.Now().Add(15 * time.Second)

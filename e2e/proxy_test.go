@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
@@ -26,37 +25,17 @@ import (
 
 	"golang.org/x/net/dns/dnsmessage"
 	xproxy "golang.org/x/net/proxy"
-	"golang.org/x/sys/unix"
+
+	nsutil "github.com/gotatun/gotatun/internal/netns"
 )
 
 // inNetns runs f on a thread switched into n's network namespace, so the
 // sockets f creates live there.
 func inNetns(t *testing.T, n *netns, f func()) {
 	t.Helper()
-	runtime.LockOSThread()
-	orig, err := os.Open("/proc/thread-self/ns/net")
-	if err != nil {
-		runtime.UnlockOSThread()
+	if err := nsutil.Do(n.name, func() error { f(); return nil }); err != nil {
 		t.Fatal(err)
 	}
-	defer orig.Close()
-	target, err := os.Open("/var/run/netns/" + n.name)
-	if err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		runtime.UnlockOSThread()
-		t.Fatal(err)
-	}
-	defer func() {
-		// A thread that cannot go back is left locked, and Go ends it.
-		if unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-	}()
-	f()
 }
 
 // nsDialer dials from inside n.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -53,12 +54,7 @@ func iperf(t *testing.T, p *pair, d time.Duration) float64 {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), d+time.Minute)
 	defer cancel()
-	srv := p.nb.command(ctx, "iperf3", "-s", "-1", "-B", innerB4.String())
-	if err := srv.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer srv.Wait()
-	waitListening(t, p.nb, 5201)
+	defer iperfServer(ctx, t, p.nb, innerB4)()
 	var out string
 	var err error
 	out, err = p.na.try("iperf3", "-c", innerB4.String(), "-t", fmt.Sprint(int(d.Seconds())), "-J")
@@ -80,6 +76,19 @@ func iperf(t *testing.T, p *pair, d time.Duration) float64 {
 		t.Fatalf("iperf3 through %s: %q\n%s", p.a.impl, res.Error, out)
 	}
 	return res.End.SumReceived.BitsPerSecond
+}
+
+// iperfServer starts an iperf3 server for one test on addr in n, bound
+// to ctx, and waits until it listens; the returned function waits for it
+// to end.
+func iperfServer(ctx context.Context, t *testing.T, n *netns, addr netip.Addr) (wait func()) {
+	t.Helper()
+	srv := n.command(ctx, "iperf3", "-s", "-1", "-B", addr.String())
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	waitListening(t, n, 5201)
+	return func() { srv.Wait() }
 }
 
 // waitListening waits until a TCP socket listens on port in n.

@@ -513,10 +513,12 @@ func (sb *sendBatch) send(b *LinuxBind, s *linuxSocket, bufs [][]byte, dst netip
 		pos = sb.msgStart[sent]
 		failedGSO := sb.msgs[sent].hdr.Iovlen > 1
 		switch {
-		case failedGSO && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL)):
+		case failedGSO && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL) || errors.Is(err, unix.EMSGSIZE)):
 			// EIO: the route cannot offload checksums, so GSO will keep
-			// failing. EINVAL: the segment size exceeds the path MTU or the
-			// kernel lacks UDP_SEGMENT; resend this call without it.
+			// failing. EINVAL, or EMSGSIZE from newer kernels: the segment
+			// size exceeds the path MTU (a GSO send is never fragmented,
+			// a plain one is), or the kernel lacks UDP_SEGMENT; resend this
+			// call without it.
 			if errors.Is(err, unix.EIO) {
 				b.gsoBroken.Store(true)
 			}

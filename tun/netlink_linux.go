@@ -72,27 +72,44 @@ func parseIfInfo(b []byte) (linkMsg, error) {
 		index: int32(binary.NativeEndian.Uint32(b[4:8])),
 		flags: binary.NativeEndian.Uint32(b[8:12]),
 	}
-	attrs := b[ifInfoMsgLen:]
+	err := walkAttrs(b[ifInfoMsgLen:], func(typ uint16, val []byte) error {
+		if typ != unix.IFLA_MTU {
+			return nil
+		}
+		if len(val) < 4 {
+			return fmt.Errorf("%w: IFLA_MTU of %d bytes", errBadNetlink, len(val))
+		}
+		m.mtu = binary.NativeEndian.Uint32(val)
+		return nil
+	})
+	if err != nil {
+		return linkMsg{}, err
+	}
+	return m, nil
+}
+
+// walkAttrs calls fn with the type (without the nested and byte order
+// flags) and value of each route attribute in attrs, up to maxLinkAttrs.
+// It stops at the first error of fn, or with one at an attribute whose
+// length does not fit.
+func walkAttrs(attrs []byte, fn func(typ uint16, val []byte) error) error {
 	for range maxLinkAttrs {
 		if len(attrs) < rtAttrHdrLen {
-			break
+			return nil
 		}
 		al := int(binary.NativeEndian.Uint16(attrs[0:2]))
 		at := binary.NativeEndian.Uint16(attrs[2:4])
 		if al < rtAttrHdrLen || al > len(attrs) {
-			return linkMsg{}, fmt.Errorf("%w: attribute length %d with %d bytes left", errBadNetlink, al, len(attrs))
+			return fmt.Errorf("%w: attribute length %d with %d bytes left", errBadNetlink, al, len(attrs))
 		}
-		if at&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER) == unix.IFLA_MTU {
-			if al < rtAttrHdrLen+4 {
-				return linkMsg{}, fmt.Errorf("%w: IFLA_MTU of %d bytes", errBadNetlink, al-rtAttrHdrLen)
-			}
-			m.mtu = binary.NativeEndian.Uint32(attrs[rtAttrHdrLen:])
+		if err := fn(at&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER), attrs[rtAttrHdrLen:al]); err != nil {
+			return err
 		}
 		next := nlAlign(al, rtaAlignTo)
 		if next >= len(attrs) {
-			break
+			return nil
 		}
 		attrs = attrs[next:]
 	}
-	return m, nil
+	return nil
 }

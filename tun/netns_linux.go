@@ -296,24 +296,14 @@ func parseNsidReply(b []byte, seq uint32) (id int32, done bool, err error) {
 				if len(body) < 4 {
 					return nsUnknown, true, fmt.Errorf("%w: short namespace id message", errBadNetlink)
 				}
-				attrs := body[4:]
-				for range maxLinkAttrs {
-					if len(attrs) < rtAttrHdrLen {
-						break
+				err := walkAttrs(body[4:], func(typ uint16, val []byte) error {
+					if typ == unix.NETNSA_NSID && len(val) >= 4 {
+						id = int32(binary.NativeEndian.Uint32(val))
 					}
-					al := int(binary.NativeEndian.Uint16(attrs[0:2]))
-					at := binary.NativeEndian.Uint16(attrs[2:4])
-					if al < rtAttrHdrLen || al > len(attrs) {
-						return nsUnknown, true, fmt.Errorf("%w: attribute length %d with %d bytes left", errBadNetlink, al, len(attrs))
-					}
-					if at&^(unix.NLA_F_NESTED|unix.NLA_F_NET_BYTEORDER) == unix.NETNSA_NSID && al >= rtAttrHdrLen+4 {
-						id = int32(binary.NativeEndian.Uint32(attrs[rtAttrHdrLen:]))
-					}
-					next := nlAlign(al, rtaAlignTo)
-					if next >= len(attrs) {
-						break
-					}
-					attrs = attrs[next:]
+					return nil
+				})
+				if err != nil {
+					return nsUnknown, true, err
 				}
 				return id, true, nil
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"os"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -229,4 +230,47 @@ func FuzzParseNsidReply(f *testing.F) {
 	f.Fuzz(func(t *testing.T, b []byte) {
 		parseNsidReply(b, 3)
 	})
+}
+
+// TestTUNFromFileInOtherNamespace takes over the descriptor of an
+// interface that lives in another namespace than the device's sockets,
+// as when a descriptor is handed over after the interface moved.
+func TestTUNFromFileInOtherNamespace(t *testing.T) {
+	home, there := newNetns(t), newNetns(t)
+	var f *os.File
+	there.do(func() {
+		fd, err := unix.Open("/dev/net/tun", unix.O_RDWR|unix.O_CLOEXEC, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ifr, _ := unix.NewIfreq("gtmf")
+		ifr.SetUint16(unix.IFF_TUN | unix.IFF_NO_PI | unix.IFF_VNET_HDR)
+		if err := unix.IoctlIfreq(fd, unix.TUNSETIFF, ifr); err != nil {
+			unix.Close(fd)
+			t.Fatal(err)
+		}
+		f = os.NewFile(uintptr(fd), "tun")
+	})
+	var d Device
+	var err error
+	home.do(func() { d, err = CreateTUNFromFile(f, 1380) })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	if got := linkMTU(t, there, "gtmf"); got != "1380" {
+		t.Fatalf("MTU in %s: %s", there.name, got)
+	}
+	if name, err := d.Name(); err != nil || name != "gtmf" {
+		t.Fatalf("Name() = %q, %v", name, err)
+	}
+	there.ip("link", "set", "gtmf", "up")
+	expectEvent(t, d, EventUp)
+	there.ip("link", "set", "gtmf", "mtu", "1300")
+	expectEvent(t, d, EventMTUUpdate)
+	if mtu, err := d.MTU(); err != nil || mtu != 1300 {
+		t.Fatalf("MTU() = %d, %v", mtu, err)
+	}
+	there.ip("link", "del", "gtmf")
+	expectEvent(t, d, EventDeleted)
 }

@@ -20,6 +20,7 @@ import (
 
 	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/device"
+	"github.com/gotatun/gotatun/internal/dnsname"
 	"github.com/gotatun/gotatun/noise"
 )
 
@@ -296,7 +297,7 @@ func (p *parser) setInterface(key, v string) error {
 				ifc.DNS = append(ifc.DNS, a.Unmap())
 				return nil
 			}
-			if !validDomain(s) {
+			if !dnsname.Valid(s) {
 				return fmt.Errorf("%q is neither an IP address nor a search domain", clip(s))
 			}
 			ifc.DNSSearch = append(ifc.DNSSearch, s)
@@ -378,7 +379,7 @@ func (p *parser) setPeer(peer *Peer, key, v string) error {
 		if _, err := strconv.ParseUint(port, 10, 16); err != nil || port == "0" {
 			return p.errf("%q: port must be 1 to 65535", clip(v))
 		}
-		if _, err := netip.ParseAddr(host); err != nil && !validDomain(host) {
+		if _, err := netip.ParseAddr(host); err != nil && !dnsname.Valid(host) {
 			return p.errf("%q: host is neither an IP address nor a host name", clip(v))
 		}
 		peer.Endpoint = v
@@ -498,27 +499,6 @@ func parsePrefix(s string, route bool) (netip.Prefix, error) {
 		return netip.Prefix{}, fmt.Errorf("%q has host bits set (did you mean %v?)", clip(s), pfx.Masked())
 	}
 	return pfx, nil
-}
-
-// validDomain reports whether s looks like a DNS name: dot-separated
-// labels of letters, digits, '-' and '_', at most 253 bytes.
-func validDomain(s string) bool {
-	s = strings.TrimSuffix(s, ".")
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > 63 || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // clip shortens user text quoted in an error.

@@ -115,6 +115,8 @@ Environment:
   GOMAXPROCS             CPUs to run Go code on; unset, on a two-CPU machine
                          the daemon runs on one until that one is busy, then
                          on both
+  GOTATUN_OFFLOADS       off to run without the TUN's segmentation offloads
+                         and without UDP GSO/GRO (default on)
 `
 }
 

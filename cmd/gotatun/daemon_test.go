@@ -104,7 +104,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("%q: exit %d, stderr %q", args, code, stderr)
 		}
 		for _, want := range []string{"gotatun [-f|--foreground] [flags] IFNAME", "-f, --foreground", "gotatun demo", "gotatun daita",
-			"LOG_LEVEL", "WG_PROCESS_FOREGROUND", "WG_TUN_FD", "WG_UAPI_FD", "GOMAXPROCS", "CAP_NET_ADMIN", "/dev/net/tun",
+			"LOG_LEVEL", "WG_PROCESS_FOREGROUND", "WG_TUN_FD", "WG_UAPI_FD", "GOMAXPROCS", "GOTATUN_OFFLOADS", "CAP_NET_ADMIN", "/dev/net/tun",
 			"one edit from", "gotatun -f -- demo1"} {
 			if !strings.Contains(stdout, want) {
 				t.Errorf("%q: help lacks %q", args, want)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/gotatun/gotatun/device"
 	"github.com/gotatun/gotatun/pcap"
@@ -57,8 +58,13 @@ func withAbsPcap(args []string, p pcapFlag) []string {
 	return out
 }
 
+// captureFlushEvery is how often the daemon flushes the capture file, so
+// that tcpdump -r sees packets of a quiet tunnel too.
+const captureFlushEvery = time.Second
+
 // openCapture creates the capture file of --pcap; nil and a no-op close
-// when the flag is not given.
+// when the flag is not given. Until closed, the file is flushed every
+// captureFlushEvery.
 func openCapture(p pcapFlag) (device.Capture, func() error, error) {
 	if p.path == "" {
 		return nil, func() error { return nil }, nil
@@ -72,7 +78,23 @@ func openCapture(p pcapFlag) (device.Capture, func() error, error) {
 		f.Close()
 		return nil, nil, fmt.Errorf("packet capture %s: %w", p.path, err)
 	}
+	stop, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		t := time.NewTicker(captureFlushEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-t.C:
+				w.Flush()
+			case <-stop:
+				return
+			}
+		}
+	}()
 	return w, func() error {
+		close(stop)
+		<-stopped
 		ferr := w.Flush()
 		if err := f.Close(); ferr == nil {
 			ferr = err

@@ -54,8 +54,27 @@ func TestOpenCapture(t *testing.T) {
 		t.Fatal(err)
 	}
 	pkt := []byte{0x45, 0, 0, 20, 0, 0, 0, 0, 64, 1, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2}
-	if err := c.WritePacket(time.Unix(5, 0), pkt); err != nil {
-		t.Fatal(err)
+	// The first write flushes; the second, in the same second, waits for
+	// the ticker: a quiet tunnel's packets reach the file without closing it.
+	for range 2 {
+		if err := c.WritePacket(time.Unix(5, 0), pkt); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := int64(24 + 2*(16+len(pkt)))
+	deadline := time.Now().Add(5 * captureFlushEvery)
+	for {
+		st, err := os.Stat(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if st.Size() == want {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("capture file has %d bytes while open, want %d", st.Size(), want)
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 	if err := closeFn(); err != nil {
 		t.Fatal(err)

@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"golang.org/x/net/dns/dnsmessage"
+
+	"github.com/gotatun/gotatun/internal/dnsname"
 )
 
 // dnsTimeout bounds one exchange with one server.
@@ -69,7 +71,7 @@ func (s *Stack) lookupFamily(ctx context.Context, host string, fam family) ([]ne
 		return nil, notFound("empty host name")
 	}
 	name, err := dnsmessage.NewName(strings.TrimSuffix(host, ".") + ".")
-	if err != nil || !validName(host) {
+	if err != nil || !dnsname.Valid(host) {
 		return nil, notFound("invalid host name")
 	}
 	if len(s.dns) == 0 {
@@ -291,24 +293,4 @@ func parseAnswer(resp []byte, id uint16, q dnsmessage.Question) (addrs []netip.A
 		return nil, false, errNoRecords
 	}
 	return addrs, false, nil
-}
-
-// validName reports whether s is a plausible DNS name.
-func validName(s string) bool {
-	s = strings.TrimSuffix(s, ".")
-	if s == "" || len(s) > 253 {
-		return false
-	}
-	for label := range strings.SplitSeq(s, ".") {
-		if label == "" || len(label) > 63 {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }

@@ -123,7 +123,10 @@ func (s *Stack) setup(cfg Config) error {
 			return fmt.Errorf("netstack: TCP option %T: %v", o, err)
 		}
 	}
-	if err := s.stack.CreateNIC(nicID, s.link); err != nil {
+	// The link is also the NIC's queueing discipline, so each packet the
+	// stack sends goes straight into the ring; gVisor's default wraps
+	// every packet in a list of its own, an allocation per packet.
+	if err := s.stack.CreateNICWithOptions(nicID, s.link, stack.NICOptions{QDisc: qdisc{s.link}}); err != nil {
 		return fmt.Errorf("netstack: creating NIC: %v", err)
 	}
 	for _, p := range cfg.Addresses {
@@ -276,7 +279,7 @@ func (l *link) read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		if k > 0 {
 			n := 0
 			for _, pkt := range l.taken {
-				if size, ok := copyPacket(bufs[n][offset:], pkt); ok {
+				if size, ok := copyPacket(bufs[n], offset, pkt); ok {
 					sizes[n] = size
 					n++
 				} else {
@@ -301,12 +304,14 @@ func (l *link) read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 }
 
-// copyPacket copies the whole packet into dst without allocating.
-func copyPacket(dst []byte, pkt *stack.PacketBuffer) (int, bool) {
+// copyPacket copies the whole packet into buf[offset:] without
+// allocating; it fails if the packet does not fit.
+func copyPacket(buf []byte, offset int, pkt *stack.PacketBuffer) (int, bool) {
 	size := pkt.Size()
-	if size > len(dst) {
+	if offset > len(buf) || size > len(buf)-offset {
 		return 0, false
 	}
+	dst := buf[offset:]
 	views, off := pkt.AsViewList()
 	n := 0
 	for v := views.Front(); v != nil && n < size; v = v.Next() {
@@ -401,38 +406,78 @@ func (l *link) close() {
 
 // WritePackets queues what the stack sends for Read.
 func (l *link) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
+	all := pkts.AsSlice()
 	l.qmu.Lock()
 	if l.closed {
 		l.qmu.Unlock()
 		return 0, &tcpip.ErrClosedForSend{}
 	}
 	n := 0
-	for _, pkt := range pkts.AsSlice() {
-		if l.n == len(l.ring) {
+	for _, pkt := range all {
+		if !l.pushLocked(pkt) {
 			break
 		}
-		i := l.head + l.n
-		if i >= len(l.ring) {
-			i -= len(l.ring)
-		}
-		l.ring[i] = pkt.IncRef()
-		l.n++
 		n++
 	}
 	l.qmu.Unlock()
-	if dropped := pkts.Len() - n; dropped > 0 {
+	if dropped := len(all) - n; dropped > 0 {
 		l.s.dropsQueue.Add(uint64(dropped))
 	}
-	if n > 0 {
-		select {
-		case l.notify <- struct{}{}:
-		default:
-		}
-	} else if pkts.Len() > 0 {
+	if n == 0 && len(all) > 0 {
 		return 0, &tcpip.ErrNoBufferSpace{}
 	}
+	l.wake()
 	return n, nil
 }
+
+// pushLocked queues a reference to pkt if the ring has room.
+func (l *link) pushLocked(pkt *stack.PacketBuffer) bool {
+	if l.n == len(l.ring) {
+		return false
+	}
+	i := l.head + l.n
+	if i >= len(l.ring) {
+		i -= len(l.ring)
+	}
+	l.ring[i] = pkt.IncRef()
+	l.n++
+	return true
+}
+
+// wake tells a waiting Read that the ring may be non-empty.
+func (l *link) wake() {
+	select {
+	case l.notify <- struct{}{}:
+	default:
+	}
+}
+
+// qdisc is the NIC's queueing discipline: the link's ring.
+type qdisc struct{ l *link }
+
+var _ stack.QueueingDiscipline = qdisc{}
+
+// WritePacket queues one packet the stack sends.
+func (q qdisc) WritePacket(pkt *stack.PacketBuffer) tcpip.Error {
+	l := q.l
+	l.qmu.Lock()
+	if l.closed {
+		l.qmu.Unlock()
+		return &tcpip.ErrClosedForSend{}
+	}
+	ok := l.pushLocked(pkt)
+	l.qmu.Unlock()
+	if !ok {
+		l.s.dropsQueue.Add(1)
+		return &tcpip.ErrNoBufferSpace{}
+	}
+	l.wake()
+	return nil
+}
+
+// Close implements stack.QueueingDiscipline; the link's close empties
+// the ring.
+func (q qdisc) Close() {}
 
 func (l *link) MTU() uint32                      { return l.mtu.Load() }
 func (l *link) SetMTU(mtu uint32)                { l.mtu.Store(mtu) }

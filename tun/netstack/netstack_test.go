@@ -402,3 +402,42 @@ func TestNoLeak(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestReadOversize checks that a packet larger than the reader's buffer
+// is dropped and counted, and the next one that fits is returned.
+func TestReadOversize(t *testing.T) {
+	st, err := netstack.New(netstack.Config{Addresses: []netip.Prefix{netip.MustParsePrefix("10.0.0.1/32")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	c, err := st.Dial("udp", "10.0.0.2:9")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.Write(make([]byte, 1000))
+	c.Write([]byte("small"))
+	bufs := [][]byte{make([]byte, 16+200)}
+	sizes := []int{0}
+	n, err := st.Read(bufs, sizes, 16)
+	if err != nil || n != 1 || sizes[0] != 20+8+5 {
+		t.Fatalf("Read: %d packets, size %d, %v", n, sizes[0], err)
+	}
+	if got := st.Stats().DropsOversize; got != 1 {
+		t.Errorf("DropsOversize %d, want 1", got)
+	}
+	// A buffer shorter than the offset holds nothing and does not panic.
+	c.Write([]byte("x"))
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		st.Read([][]byte{make([]byte, 8)}, sizes, 16)
+	}()
+	time.Sleep(50 * time.Millisecond)
+	st.Close()
+	<-done
+	if got := st.Stats().DropsOversize; got != 2 {
+		t.Errorf("DropsOversize %d, want 2", got)
+	}
+}
