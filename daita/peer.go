@@ -33,7 +33,9 @@ type Tunnel interface {
 	SealDecoy(size int) (Packet, bool)
 	// Send sends pkts, in order, to the peer's current endpoint, counting
 	// them as data for the WireGuard timers, and gives their memory back.
-	// Without an endpoint they are dropped.
+	// Without an endpoint they are dropped. Unlike the other methods it is
+	// also called without the Peer's lock (for decoys, which need no
+	// order), possibly concurrently with a call under the lock.
 	Send(pkts []Packet)
 	// Release gives a packet's memory back without sending it.
 	Release(Packet)
@@ -93,6 +95,14 @@ type Peer struct {
 	batch    *[]maybenot.TriggerEvent // events of the batch in hand, one call for all
 	one      [1]Packet
 	ev       [1]maybenot.TriggerEvent
+
+	// Decoys a timer sealed are sent after the lock is released, so the
+	// data path does not wait for their socket send: out collects them
+	// under mu; sendMu (taken after mu) guards sending, the slice in the
+	// socket's hands.
+	out     []Packet
+	sendMu  sync.Mutex
+	sending []Packet
 
 	txPadding, rxPadding, txDecoy, rxDecoy atomic.Uint64
 	rxMalformed, decoysDropped, delayed    atomic.Uint64
@@ -158,6 +168,8 @@ func (p *Peer) Close() {
 	if p.closed {
 		return
 	}
+	p.sendMu.Lock() // a decoy send in progress ends first
+	defer p.sendMu.Unlock()
 	p.closed = true // the framework hears no more
 	p.flushLocked()
 	for i := range p.timers {
@@ -409,7 +421,24 @@ func (p *Peer) apply(a maybenot.TriggerAction, now time.Time) {
 // sequence number then, so a timer re-armed or stopped since is skipped.
 func (p *Peer) expire(t *timer, seq uint64) {
 	p.mu.Lock()
-	defer p.mu.Unlock()
+	p.expireLocked(t, seq)
+	var out []Packet
+	if len(p.out) > 0 {
+		p.sendMu.Lock()
+		p.out, p.sending = p.sending[:0], p.out
+		out = p.sending
+	}
+	p.mu.Unlock()
+	if out != nil {
+		p.t.Send(out)
+		clear(out)
+		p.sendMu.Unlock()
+	}
+}
+
+// expireLocked is expire with the lock held; the decoys it seals wait in
+// p.out.
+func (p *Peer) expireLocked(t *timer, seq uint64) {
 	if p.closed || t.seq != seq || t.armed() {
 		return
 	}
@@ -469,8 +498,9 @@ func (p *Peer) decoy(a maybenot.TriggerAction) {
 	}
 }
 
-// sendDecoy seals and sends a decoy now; without a session or an endpoint
-// it is silently dropped.
+// sendDecoy seals a decoy and fires TunnelSent for it; expire sends it
+// once the lock is released. Without a session or an endpoint it is
+// silently dropped.
 func (p *Peer) sendDecoy() {
 	mtu := p.t.MTU()
 	pkt, ok := p.t.SealDecoy(mtu)
@@ -478,7 +508,8 @@ func (p *Peer) sendDecoy() {
 		return
 	}
 	p.txDecoy.Add(uint64(mtu))
-	p.sendNow(pkt)
+	p.trigger(maybenot.TriggerEvent{Kind: maybenot.EventTunnelSent})
+	p.out = append(p.out, pkt)
 }
 
 // sendNow sends one message past the delay queue.

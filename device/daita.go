@@ -1,6 +1,7 @@
 package device
 
 import (
+	"sync"
 	"time"
 
 	"github.com/gotatun/gotatun/daita"
@@ -26,8 +27,10 @@ import (
 //
 // Lock order: the peer's stageMu, then the DAITA peer's lock (held from
 // Begin to End around a batch), then the scheduler's. DAITA calls back
-// into the device (daitaTunnel) with its lock held; those calls take no
-// peer lock but timers.mu.
+// into the device (daitaTunnel) with its lock held, except for sending
+// decoys a timer sealed, which happens after the lock is released so the
+// data path never waits for a decoy's socket send; those calls take no
+// peer lock but timers.mu and the tunnel's own mu.
 //
 // Handshakes, cookie replies and keepalives never reach DAITA. An
 // authenticated decoy updates the peer's endpoint like any authenticated
@@ -43,9 +46,11 @@ func (c daitaClock) AfterFunc(d time.Duration, f func()) daita.Timer {
 
 // daitaTunnel is the device side of one peer's DAITA: it seals decoys and
 // sends what the delay queue releases. Its methods run under the DAITA
-// peer's lock, which also guards bufs.
+// peer's lock, except Send, which may also run without it (decoys): mu
+// guards bufs.
 type daitaTunnel struct {
 	p    *Peer
+	mu   sync.Mutex
 	bufs [][]byte
 }
 
@@ -90,6 +95,8 @@ func (t *daitaTunnel) Send(pkts []daita.Packet) {
 		}
 		return
 	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
 	for len(pkts) > 0 {
 		n := min(len(pkts), d.bindBatch)
 		bufs := t.bufs[:0]

@@ -3,6 +3,7 @@ package device
 import (
 	"flag"
 	"testing"
+	"time"
 
 	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/internal/testmachines"
@@ -93,4 +94,43 @@ func BenchmarkIdleDAITAPeers(b *testing.B) {
 		b.ReportMetric(heap, "heapB/peer")
 		b.ReportMetric(gor, "goroutines/peer")
 	}
+}
+
+// benchBursts sends bursts of burst full-size packets from A to B, each
+// answered by burst/2 TCP-ACK-sized packets from B to A, as a TCP flow
+// does; an op is one burst and its answers.
+func benchBursts(b *testing.B, burst int, machines []string, daitaOn bool) {
+	dp := newDataPath(b, 1420-28)
+	if daitaOn {
+		dp.withDAITA(b, machines)
+	}
+	ack := ipv4Packet("10.0.0.2", "10.0.0.1", make([]byte, 32))
+	acks := max(1, burst/2)
+	var got int64
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		dp.send(burst)
+		got += int64(acks)
+		dp.ta.target.Store(got)
+		for range acks {
+			dp.tb.in <- ack
+		}
+		select {
+		case <-dp.ta.reached:
+		case <-time.After(30 * time.Second):
+			b.Fatalf("answers stalled: %d of %d arrived", dp.ta.written.Load(), got)
+		}
+	}
+}
+
+// BenchmarkDataPathRoundTrip* send one packet and its answer; the
+// Burst32 ones 32 packets and 16 answers, with DAITA off, on with the four
+// machines, and on with padding only.
+func BenchmarkDataPathRoundTrip(b *testing.B)      { benchBursts(b, 1, nil, false) }
+func BenchmarkDataPathRoundTripDAITA(b *testing.B) { benchBursts(b, 1, benchMachines(b), true) }
+func BenchmarkDataPathBurst32(b *testing.B)        { benchBursts(b, 32, nil, false) }
+func BenchmarkDataPathBurst32DAITA(b *testing.B)   { benchBursts(b, 32, benchMachines(b), true) }
+func BenchmarkDataPathBurst32DAITAPaddingOnly(b *testing.B) {
+	benchBursts(b, 32, nil, true)
 }
