@@ -187,7 +187,9 @@ func mixedTrace(n int, span time.Duration, seed uint64) []sim.TracePacket {
 	return out
 }
 
-func loadTrace(t *testing.T, name string, scale time.Duration) []sim.TracePacket {
+// loadTrace reads a trace of maybenot/sim's test data, its times
+// multiplied by mul and divided by div.
+func loadTrace(t *testing.T, name string, mul, div time.Duration) []sim.TracePacket {
 	t.Helper()
 	f, err := os.Open("../maybenot/sim/testdata/traces/" + name)
 	if err != nil {
@@ -199,7 +201,7 @@ func loadTrace(t *testing.T, name string, scale time.Duration) []sim.TracePacket
 		t.Fatal(err)
 	}
 	for i := range tr {
-		tr[i].Time = (tr[i].Time * scale).Truncate(time.Microsecond)
+		tr[i].Time = (tr[i].Time * mul / div).Truncate(time.Microsecond)
 	}
 	return tr
 }
@@ -257,9 +259,9 @@ func padMachine(t *testing.T, d time.Duration, bypass, replace bool) string {
 func TestDAITAMatchesSimulator(t *testing.T) {
 	type machineSet struct {
 		machines             []string
-		maxDelayed, minSpare int    // 0: the defaults
-		only                 string // the one trace to run, if set
-		holds, drops         bool   // delays hold packets, a full queue drops decoys
+		maxDelayed, minSpare int                          // 0: the defaults
+		traces               map[string][]sim.TracePacket // instead of the common ones
+		holds, drops         bool                         // delays hold packets, a full queue drops decoys
 	}
 	hold := holdMachine(t, 5*time.Millisecond, false)
 	holdBypass := holdMachine(t, 5*time.Millisecond, true)
@@ -272,20 +274,22 @@ func TestDAITAMatchesSimulator(t *testing.T) {
 		"signals":          {machines: []string{testMachine(t, "signal_response machine 0"), testMachine(t, "signal_response machine 1")}},
 		"break_pad":        {machines: []string{testMachine(t, "break_pad.rs break_pad_client")}},
 		"replace_blocking": {machines: []string{testMachine(t, "framework_replace_blocking machine 0")}, holds: true},
-		// Delays of 2 µs, every 2 µs: the short trace is enough.
-		"max_blocking_frac": {machines: []string{testMachine(t, "test machine_max_blocking_frac")}, only: "tor", holds: true},
-		"tamaraw":           {machines: []string{testMachine(t, "tamaraw")}, holds: true},
-		"coverage":          {machines: []string{testMachine(t, "decoder tests) A:"), testMachine(t, "decoder tests) C:")}, holds: true},
-		"hold":              {machines: []string{hold}, holds: true},
-		"hold+mullvad":      {machines: append([]string{hold}, benchMachines(t)[:3]...), holds: true},
-		"hold+pad":          {machines: []string{hold, padMachine(t, 2*time.Millisecond, false, false), padMachine(t, 3*time.Millisecond, false, true)}, holds: true},
-		"hold_bypass+pad":   {machines: []string{holdBypass, padMachine(t, 2*time.Millisecond, true, false), padMachine(t, 3*time.Millisecond, true, true), padMachine(t, time.Millisecond, false, true)}, holds: true},
-		"hold_small_queue":  {machines: []string{hold, padMachine(t, time.Millisecond, false, false)}, maxDelayed: 4, minSpare: 1, holds: true},
-		"hold_full_queue":   {machines: []string{hold, padMachine(t, time.Millisecond, false, false)}, maxDelayed: 2, holds: true, drops: true},
+		// Delays of 2 µs, every 2 µs: the Tor trace a hundred times
+		// faster is enough.
+		"max_blocking_frac": {machines: []string{testMachine(t, "test machine_max_blocking_frac")}, holds: true,
+			traces: map[string][]sim.TracePacket{"tor/100": loadTrace(t, "tor-circuit-fp-general-0.log", 1, 100)}},
+		"tamaraw":          {machines: []string{testMachine(t, "tamaraw")}, holds: true},
+		"coverage":         {machines: []string{testMachine(t, "decoder tests) A:"), testMachine(t, "decoder tests) C:")}, holds: true},
+		"hold":             {machines: []string{hold}, holds: true},
+		"hold+mullvad":     {machines: append([]string{hold}, benchMachines(t)[:3]...), holds: true},
+		"hold+pad":         {machines: []string{hold, padMachine(t, 2*time.Millisecond, false, false), padMachine(t, 3*time.Millisecond, false, true)}, holds: true},
+		"hold_bypass+pad":  {machines: []string{holdBypass, padMachine(t, 2*time.Millisecond, true, false), padMachine(t, 3*time.Millisecond, true, true), padMachine(t, time.Millisecond, false, true)}, holds: true},
+		"hold_small_queue": {machines: []string{hold, padMachine(t, time.Millisecond, false, false)}, maxDelayed: 4, minSpare: 1, holds: true},
+		"hold_full_queue":  {machines: []string{hold, padMachine(t, time.Millisecond, false, false)}, maxDelayed: 2, holds: true, drops: true},
 	}
 	traces := map[string][]sim.TracePacket{
-		"BE000x10": loadTrace(t, "BE000.log", 10),
-		"tor":      loadTrace(t, "tor-circuit-fp-general-0.log", 1),
+		"BE000x10": loadTrace(t, "BE000.log", 10, 1),
+		"tor":      loadTrace(t, "tor-circuit-fp-general-0.log", 1, 1),
 		"mixed":    mixedTrace(200, 60*time.Second, 7),
 	}
 	for mname, set := range sets {
@@ -296,10 +300,11 @@ func TestDAITAMatchesSimulator(t *testing.T) {
 		}
 		var delayed, dropped uint64
 		all := true // every trace of the set ran
-		for tname, tr := range traces {
-			if set.only != "" && tname != set.only {
-				continue
-			}
+		trs := traces
+		if set.traces != nil {
+			trs = set.traces
+		}
+		for tname, tr := range trs {
 			ran := false
 			t.Run(mname+"/"+tname, func(t *testing.T) {
 				ran = true
