@@ -98,6 +98,7 @@ type LinuxBind struct {
 	// freeBatches holds send scratch space for reuse; a channel rather than
 	// a sync.Pool so that garbage collections do not empty it.
 	freeBatches chan *sendBatch
+	freeMulti   chan *multiBatch // the same for SendTo
 
 	stale   atomic.Pointer[staleSource] // a source address refused lately
 	nowNano func() int64                // clock of stale; tests replace it
@@ -126,7 +127,7 @@ func NewLinuxBind(cfg LinuxBindConfig) *LinuxBind {
 	if cfg.GROBuffers <= 0 {
 		cfg.GROBuffers = defaultGROBuffers
 	}
-	return &LinuxBind{cfg: cfg, freeBatches: make(chan *sendBatch, 16), nowNano: monotonicNano}
+	return &LinuxBind{cfg: cfg, freeBatches: make(chan *sendBatch, 16), freeMulti: make(chan *multiBatch, 4), nowNano: monotonicNano}
 }
 
 // Stats returns the drop and fallback counters.
@@ -405,19 +406,24 @@ func (sb *sendBatch) write(fd uintptr) bool {
 }
 
 func (sb *sendBatch) setName(dst netip.AddrPort, ifIndex int32) {
+	sb.nameLen = putSockaddr(&sb.name, dst, ifIndex)
+}
+
+// putSockaddr writes dst as a socket address into name (room for either
+// family) and returns its length.
+func putSockaddr(name *unix.RawSockaddrInet6, dst netip.AddrPort, ifIndex int32) uint32 {
 	if dst.Addr().Is4() {
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sb.name))
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(name))
 		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: dst.Addr().As4()}
 		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], dst.Port())
-		sb.nameLen = unix.SizeofSockaddrInet4
-		return
+		return unix.SizeofSockaddrInet4
 	}
-	sb.name = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: dst.Addr().As16()}
-	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sb.name.Port))[:], dst.Port())
+	*name = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: dst.Addr().As16()}
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&name.Port))[:], dst.Port())
 	if dst.Addr().IsLinkLocalUnicast() || dst.Addr().IsLinkLocalMulticast() {
-		sb.name.Scope_id = uint32(ifIndex)
+		name.Scope_id = uint32(ifIndex)
 	}
-	sb.nameLen = unix.SizeofSockaddrInet6
+	return unix.SizeofSockaddrInet6
 }
 
 // build fills messages for bufs[pos:] until bufs or the message array run
