@@ -28,6 +28,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -48,6 +49,7 @@ type options struct {
 	gotatunBin string // prebuilt daemon instead of building ./cmd/gotatun
 	wgBin      string // prebuilt wireguard-go instead of building the pinned module
 	skipInproc bool
+	only       string
 	fromJSON   string // re-render this benchmarks.json instead of measuring
 	stdout     io.Writer
 }
@@ -60,6 +62,7 @@ func main() {
 	flag.StringVar(&o.gotatunBin, "gotatun", "", "use this gotatun daemon binary instead of building ./cmd/gotatun")
 	flag.StringVar(&o.wgBin, "wireguard-go", "", "use this wireguard-go binary instead of building the version pinned in go.mod")
 	flag.BoolVar(&o.skipInproc, "skip-inproc", false, "skip the in-process Go benchmarks")
+	flag.StringVar(&o.only, "only", "", "run only these sections, comma-separated: "+strings.Join(sectionNames, ",")+" (the report then goes to a temporary directory unless -out is given)")
 	flag.StringVar(&o.fromJSON, "render", "", "measure nothing: re-render benchmarks.md and .svg from this benchmarks.json (into -out, default the file's directory)")
 	flag.Parse()
 	if flag.NArg() != 0 {
@@ -169,6 +172,12 @@ func run(ctx context.Context, o options) (err error) {
 	if err := checkPrereqs(); err != nil {
 		return err
 	}
+	sections, err := parseSections(o.only)
+	if err != nil {
+		return err
+	}
+	want := func(name string) bool { return sections == nil || sections[name] }
+	runInprocs := !o.skipInproc && want(sectionInproc)
 	p := fullPlan()
 	if o.smoke {
 		p = smokePlan()
@@ -185,7 +194,7 @@ func run(ctx context.Context, o options) (err error) {
 		return err
 	}
 	if o.outDir == "" {
-		if o.smoke {
+		if o.smoke || sections != nil {
 			o.outDir = filepath.Join(os.TempDir(), "gotatun-bench-smoke")
 		} else {
 			o.outDir = filepath.Join(root, "docs")
@@ -214,20 +223,22 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
-	logf("building wgproxy (the proxy package on wireguard-go's netstack)")
-	wgProxy, err := buildWGProxy(ctx, root, work)
-	if err != nil {
-		return err
+	var wgProxy string
+	if want(sectionProxy) {
+		logf("building wgproxy (the proxy package on wireguard-go's netstack)")
+		if wgProxy, err = buildWGProxy(ctx, root, work); err != nil {
+			return err
+		}
 	}
 	testBin := filepath.Join(work, "inproc.test")
-	if !o.skipInproc {
+	if runInprocs {
 		logf("building the in-process benchmarks")
 		if err := buildInproc(ctx, root, testBin); err != nil {
 			return err
 		}
 	}
 	daitaBin := filepath.Join(work, "device.test")
-	if !o.skipInproc {
+	if runInprocs {
 		logf("building the DAITA benchmarks (device package)")
 		if err := buildDAITAInproc(ctx, root, daitaBin); err != nil {
 			return err
@@ -256,7 +267,7 @@ func run(ctx context.Context, o options) (err error) {
 			nb.server.stop()
 		}
 	}()
-	for round := 1; round <= p.Rounds; round++ {
+	for round := 1; want(sectionTunnel) && round <= p.Rounds; round++ {
 		logf("round %d of %d: bare veth", round, p.Rounds)
 		if err := nb.measureVeth(ctx, round); err != nil {
 			return err
@@ -268,7 +279,7 @@ func run(ctx context.Context, o options) (err error) {
 			}
 		}
 	}
-	for round := 1; round <= p.Rounds; round++ {
+	for round := 1; want(sectionDAITA) && round <= p.Rounds; round++ {
 		logf("round %d of %d: gotatun, DAITA off and on", round, p.Rounds)
 		if err := nb.measureDAITA(ctx, gt, round, daitaFile); err != nil {
 			return err
@@ -277,14 +288,18 @@ func run(ctx context.Context, o options) (err error) {
 	if nb.server != nil {
 		nb.server.stop()
 	}
-	if err := runProxyRounds(ctx, nb, wgProxy, gt.bin); err != nil {
-		return err
+	if want(sectionProxy) {
+		if err := runProxyRounds(ctx, nb, wgProxy, gt.bin); err != nil {
+			return err
+		}
 	}
-	logf("multihop: client, entry relay and exit relay in three namespaces")
-	if err := measureMultihop(ctx, p, gt, wg, work, logf, res); err != nil {
-		return err
+	if want(sectionMultihop) {
+		logf("multihop: client, entry relay and exit relay in three namespaces")
+		if err := measureMultihop(ctx, p, gt, wg, work, logf, res); err != nil {
+			return err
+		}
 	}
-	if !o.skipInproc {
+	if runInprocs {
 		logf("in-process benchmarks")
 		if err := runInproc(ctx, testBin, inprocDir(root), p, res, logf); err != nil {
 			return err
@@ -318,7 +333,7 @@ func run(ctx context.Context, o options) (err error) {
 		}
 		logf("  %-60s ratio %-8s %-22s %s", r.Name, formatRatio(r.Ratio), r.Target.Text, status)
 	}
-	if o.skipInproc {
+	if !runInprocs || sections != nil {
 		return nil
 	}
 	if miss := missing(rows, metricDefs(p)); len(miss) > 0 {
@@ -367,4 +382,31 @@ func describeMachine(ctx context.Context, root, gtBin, wgBin string) machine {
 	}
 	m.Iperf3 = first(runCmdIn(ctx, root, "iperf3", "--version"))
 	return m
+}
+
+// Sections of the benchmark that -only can select.
+const (
+	sectionTunnel   = "tunnel"   // veth, wireguard-go and gotatun: TCP, UDP, RTT, CPU, RSS
+	sectionDAITA    = "daita"    // gotatun with DAITA off and on
+	sectionProxy    = "proxy"    // the SOCKS5 proxy on both netstacks
+	sectionMultihop = "multihop" // three namespaces, both implementations
+	sectionInproc   = "inproc"   // the in-process Go benchmarks
+)
+
+var sectionNames = []string{sectionTunnel, sectionDAITA, sectionProxy, sectionMultihop, sectionInproc}
+
+// parseSections reads -only: nil means every section.
+func parseSections(only string) (map[string]bool, error) {
+	if strings.TrimSpace(only) == "" {
+		return nil, nil
+	}
+	out := map[string]bool{}
+	for _, name := range strings.Split(only, ",") {
+		name = strings.TrimSpace(name)
+		if !slices.Contains(sectionNames, name) {
+			return nil, fmt.Errorf("-only: unknown section %q (known: %s)", name, strings.Join(sectionNames, ", "))
+		}
+		out[name] = true
+	}
+	return out, nil
 }

@@ -64,7 +64,7 @@ func metricDefs(p plan) []metricDef {
 		{ID: "udp_max_goodput", Name: "UDP goodput at that rate", Unit: "Mbit/s", Higher: true, Group: groupThroughput},
 		{ID: "rtt_idle_avg", Name: "Ping RTT, idle, mean", Unit: "µs", Group: groupLatency, Veth: true},
 		{ID: "rtt_idle_p99", Name: "Ping RTT, idle, p99", Unit: "µs", Group: groupLatency, Veth: true},
-		{ID: "rtt_added_idle", Short: "Added RTT over bare veth, idle", Name: "Added RTT (tunnel − bare veth), idle mean", Unit: "µs", Group: groupLatency, Target: &target{Kind: "ratio_max", Value: 0.5, Text: "≤ 0.5× wireguard-go"}},
+		{ID: "rtt_added_idle", Short: "Added RTT over bare veth, idle", Name: "Added RTT (tunnel − bare veth), idle mean", Unit: "µs", Group: groupLatency}, // reported, no target: an idle ping mostly measures the host waking a halted vCPU
 		{ID: "rtt_load_avg", Short: "Ping RTT under TCP load, mean", Name: "Ping RTT under 1-stream TCP load, mean", Unit: "µs", Group: groupLatency, Veth: true},
 		{ID: "rtt_load_p99", Short: "Ping RTT under TCP load, p99", Name: "Ping RTT under 1-stream TCP load, p99", Unit: "µs", Group: groupLatency, Veth: true},
 		{ID: "cpu_per_gb", Short: "CPU s per GB (both daemons)", Name: "CPU time of both daemons per GB moved (TCP tests)", Unit: "CPU s/GB", Group: groupEfficiency, Target: &target{Kind: "ratio_max", Value: 0.5, Text: "≤ 0.5× wireguard-go"}, Digits: 2},

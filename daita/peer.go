@@ -459,7 +459,11 @@ func (p *Peer) expireLocked(t *timer, seq uint64) {
 	}
 }
 
-// decoy carries out a SendPadding action whose timer fired.
+// decoy carries out a SendPadding action whose timer fired. Only a
+// normal packet takes the place of a "replace" decoy (Maybenot: "an
+// existing non-padding packet"): one on its way to the delay queue, or the
+// one at the queue's head, as the reference simulator has it; a decoy
+// waiting in the queue does not.
 func (p *Peer) decoy(a maybenot.TriggerAction) {
 	switch {
 	case !p.delaying:
@@ -468,7 +472,7 @@ func (p *Peer) decoy(a maybenot.TriggerAction) {
 		}
 		p.sendDecoy()
 	case p.bypass && a.Bypass && a.Replace:
-		if p.queued() > 0 {
+		if p.headNormal() {
 			pkt := p.pop()
 			p.sendNow(pkt)
 			return
@@ -476,7 +480,7 @@ func (p *Peer) decoy(a maybenot.TriggerAction) {
 		p.sendDecoy()
 	case p.bypass && a.Bypass:
 		p.sendDecoy()
-	case a.Replace && (p.inflight > 0 || p.queued() > 0):
+	case a.Replace && (p.inflight > p.qnormal || p.headNormal()):
 		// replaced by what waits
 	default:
 		if p.queued() >= p.cfg.MaxDelayedPackets {
@@ -572,6 +576,10 @@ func (p *Peer) flushLocked() {
 }
 
 func (p *Peer) queued() int { return len(p.queue) - p.qhead }
+
+// headNormal reports whether the delay queue's next packet is a normal
+// one.
+func (p *Peer) headNormal() bool { return p.queued() > 0 && p.queue[p.qhead].Normal }
 
 func (p *Peer) push(pkt Packet) {
 	if p.qhead > 0 && len(p.queue) == cap(p.queue) {

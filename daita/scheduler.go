@@ -257,15 +257,29 @@ func (s *Scheduler) fire() {
 	s.mu.Unlock()
 }
 
-// timerHeap orders timers by deadline, then by arming order.
+// timerHeap orders timers by deadline; timers due at the same instant as
+// the reference simulator takes them: the end of a delay first, then
+// internal timers, then action timers, each by machine, then by arming
+// order. So a delay ending as a machine starts another ends first,
+// sending what it held, rather than being extended.
 type timerHeap []*timer
+
+// kindRank orders timer kinds due at the same instant.
+var kindRank = [...]uint8{timerDelayEnd: 0, timerInternal: 1, timerAction: 2}
 
 func (h timerHeap) Len() int { return len(h) }
 func (h timerHeap) Less(i, j int) bool {
-	if !h[i].when.Equal(h[j].when) {
-		return h[i].when.Before(h[j].when)
+	a, b := h[i], h[j]
+	if !a.when.Equal(b.when) {
+		return a.when.Before(b.when)
 	}
-	return h[i].seq < h[j].seq
+	if a.kind != b.kind {
+		return kindRank[a.kind] < kindRank[b.kind]
+	}
+	if a.machine != b.machine {
+		return a.machine < b.machine
+	}
+	return a.seq < b.seq
 }
 func (h timerHeap) Swap(i, j int) {
 	h[i], h[j] = h[j], h[i]

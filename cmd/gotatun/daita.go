@@ -37,7 +37,9 @@ const (
       line) and print the defended trace (client view,
       "<ns>,<sn|sp|rn|rp>,<size>") on stdout and an overhead summary on
       stderr; with -o the trace goes to the file and the summary to
-      stdout.
+      stdout. With --fixed-times the trace is played at its recorded
+      times, as through a live tunnel: delays hold packets but shift
+      none of the later ones.
 `
 )
 
@@ -437,6 +439,9 @@ func daitaSimulate(args []string, stdout, stderr io.Writer) int {
 	blockFracC := fs.Float64("max-blocking-frac-client", 0, "client framework max_blocking_frac")
 	padFracS := fs.Float64("max-padding-frac-server", 0, "server framework max_padding_frac")
 	blockFracS := fs.Float64("max-blocking-frac-server", 0, "server framework max_blocking_frac")
+	fixed := fs.Bool("fixed-times", false, "play the trace at its recorded times, as a live tunnel does, instead of shifting it by what blocking held")
+	maxDelayed := fs.Int("max-delayed-packets", 1024, "with --fixed-times: how many packets a delay may hold")
+	minCapacity := fs.Int("min-delay-capacity", 50, "with --fixed-times: end a delay when fewer places are free")
 	if code, ok := parseDaitaFlags(fs, simulateUsage, args, stdout, stderr); !ok {
 		return code
 	}
@@ -454,6 +459,9 @@ func daitaSimulate(args []string, stdout, stderr io.Writer) int {
 	}
 	if *delay < 0 {
 		return fail(errors.New("--delay must not be negative"))
+	}
+	if *maxDelayed < 1 || *minCapacity < 0 {
+		return fail(errors.New("--max-delayed-packets must be at least 1 and --min-delay-capacity not negative"))
 	}
 	if *keepGoing && *maxEvents == 0 && *maxIter == 0 {
 		return fail(errors.New("--continue needs --max-events or --max-iterations"))
@@ -496,6 +504,10 @@ func daitaSimulate(args []string, stdout, stderr io.Writer) int {
 		MaxPaddingFracServer:   *padFracS,
 		MaxBlockingFracServer:  *blockFracS,
 		PaddingSize:            padSize,
+	}
+	if *fixed {
+		cfg.FixedTraceTimes = true
+		cfg.MaxBlockedPackets, cfg.MinBlockedCapacity = *maxDelayed, *minCapacity
 	}
 	if *seed >= 0 {
 		cfg.ClientRand = maybenot.NewRand(maybenot.NewSeededSource(uint64(*seed)))

@@ -202,6 +202,36 @@ func TestDaitaSimulate(t *testing.T) {
 	if !strings.Contains(errOut, "padding packets: 1 sent, 1 received (1024 bytes)") {
 		t.Errorf("summary: %s", errOut)
 	}
+	// --fixed-times: a machine that delays traffic for 5 ms after every
+	// packet sent holds the second packet until 6 ms, and the later ones
+	// keep their times; the reference model shifts them by the 5 ms.
+	var s0, s1 maybenot.State
+	s0.Transitions[maybenot.EventNormalSent] = []maybenot.Trans{{To: 1, Probability: 1}}
+	s1.Transitions[maybenot.EventNormalSent] = []maybenot.Trans{{To: 1, Probability: 1}}
+	s1.Action = &maybenot.Action{Kind: maybenot.ActionBlockOutgoing,
+		Duration: maybenot.Dist{Type: maybenot.DistUniform, Param1: 5000, Param2: 5000}}
+	hold := maybenot.Machine{States: []maybenot.State{s0, s1}}
+	holdFile, tinyTrace := filepath.Join(dir, "hold.txt"), filepath.Join(dir, "tiny.log")
+	os.WriteFile(holdFile, []byte(hold.String()+"\n"), 0o644)
+	os.WriteFile(tinyTrace, []byte("0,s,100\n1000000,s,100\n2000000,r,100\n8000000,s,100\n20000000,r,100\n"), 0o644)
+	for _, c := range []struct {
+		flags []string
+		want  string
+	}{
+		{[]string{"--fixed-times"}, "0,sn 2000000,rn 6000000,sn 8000000,sn 20000000,rn"},
+		{nil, "0,sn 2000000,rn 6000000,sn 13000000,sn 25000000,rn"},
+	} {
+		args := append([]string{"simulate", "--client", holdFile, "--trace", tinyTrace, "--delay", "0s", "--seed", "1"}, c.flags...)
+		code, out, errOut := runDaitaTest("", args...)
+		var got []string
+		for _, line := range strings.Fields(out) {
+			f := strings.Split(line, ",")
+			got = append(got, f[0]+","+f[1])
+		}
+		if code != 0 || strings.Join(got, " ") != c.want {
+			t.Errorf("%v: exit %d, got %q, want %q (%s)", c.flags, code, got, c.want, errOut)
+		}
+	}
 	// -o writes the trace to a file and the summary to stdout.
 	outFile := filepath.Join(dir, "defended.log")
 	code, out2, _ := runDaitaTest("", append(args, "-o", outFile)...)
@@ -216,6 +246,7 @@ func TestDaitaSimulate(t *testing.T) {
 		{"simulate", "--trace", trace, "--client", filepath.Join(maybenotTestdata, "machines-invalid.txt")},
 		{"simulate", "--trace", trace, "--delay", "-1ms"},
 		{"simulate", "--trace", trace, "extra"},
+		{"simulate", "--trace", trace, "--fixed-times", "--max-delayed-packets", "0"},
 	} {
 		if code, _, _ := runDaitaTest("", bad...); code == 0 {
 			t.Errorf("%v: exit 0", bad)

@@ -168,9 +168,12 @@ func (q *eventQueue) len() int {
 func (q *eventQueue) push(e Event) {
 	switch e.Kind {
 	case maybenot.EventTunnelSent:
-		if e.bypass {
+		switch {
+		case e.pass:
+			q.internal.push(e)
+		case e.bypass:
 			q.bypassable.push(e)
-		} else {
+		default:
 			q.blocking.push(e)
 		}
 	case maybenot.EventNormalSent:

@@ -10,6 +10,10 @@
 // same event ordering, so its output matches the reference's for the same
 // machines and trace.
 //
+// Config.FixedTraceTimes selects a second model, of a live tunnel into which
+// the trace is played at its recorded times (see there): blocking holds
+// packets but shifts nothing, as in a device replaying a trace.
+//
 // Usage:
 //
 //	packets, err := sim.ParseTrace(r)
@@ -43,8 +47,16 @@ type Event struct {
 	// Size is the packet size in bytes: the trace's size for normal packets
 	// (0 if the trace has none), Config.PaddingSize for padding.
 	Size int
+	// Action, in a run with Config.RecordActions, marks an entry that is
+	// not an event but an action the side's framework returned (Kind and
+	// Padding are then unset); it follows the events of the call that
+	// returned it.
+	Action *maybenot.TriggerAction
 
 	bypass, replace bool
+	// pass marks a TunnelSent that a full blocking queue lets through
+	// (FixedTraceTimes).
+	pass bool
 }
 
 // Config holds the simulation settings.
@@ -72,6 +84,31 @@ type Config struct {
 	ClientRand, ServerRand *maybenot.Rand
 	// PaddingSize is the size recorded for padding packets.
 	PaddingSize int
+
+	// FixedTraceTimes models a live tunnel into which the trace is played
+	// at its recorded times, as a device sees it, instead of the
+	// reference's connection that waits for what blocking held:
+	//
+	//   - blocking holds a side's outgoing packets by the same bypass and
+	//     replace rules, but never shifts later trace packets (no aggregate
+	//     delay);
+	//   - when blocking ends, the packets it held are sent in the order
+	//     they were held, their TunnelSent events reported in one framework
+	//     call, and then BlockingEnd is reported;
+	//   - a received packet's TunnelRecv and its NormalRecv (or
+	//     PaddingRecv) are reported in one framework call;
+	//   - MaxBlockedPackets and MinBlockedCapacity bound what blocking
+	//     holds.
+	FixedTraceTimes bool
+	// MaxBlockedPackets bounds, with FixedTraceTimes, the packets blocking
+	// holds at a side (0 means no bound): beyond it a normal packet is sent
+	// at once and a padding packet dropped. MinBlockedCapacity ends the
+	// blocking at once when a packet it takes leaves fewer free places.
+	// They are DAITA's max_delayed_packets and min_delay_capacity.
+	MaxBlockedPackets, MinBlockedCapacity int
+	// RecordActions adds the actions the frameworks return to the output
+	// (Event.Action), each after the events of the call that returned it.
+	RecordActions bool
 }
 
 // TracePacket is one packet of an input trace.
@@ -125,6 +162,11 @@ type simulator struct {
 	aggServer      time.Duration
 	pending        priorityHeap[pendingDelay]
 	now            time.Duration
+	// ready holds events to process, one call each, before anything else
+	// (FixedTraceTimes: BlockingEnd after the release of held packets).
+	ready []Event
+	batch []Event
+	tev   []maybenot.TriggerEvent
 }
 
 func newSide(client bool, machines []maybenot.Machine, padFrac, blockFrac float64, start time.Duration, rng *maybenot.Rand) (*side, error) {
@@ -195,28 +237,49 @@ func (s *simulator) agg(client bool) time.Duration {
 
 func (s *simulator) run() ([]Event, error) {
 	var trace []Event
-	iterations := 0
+	iterations, recorded := 0, 0
 	for {
-		next, ok := s.pickNext()
+		batch, ok := s.pickNext()
 		if !ok {
 			break
 		}
-		if next.Time < s.now {
+		if batch[0].Time < s.now {
 			return nil, ErrInternal
 		}
-		s.now = next.Time
-		activity := s.networkStack(&next)
-		s.triggerUpdate(&next)
-		if (!s.cfg.OnlyNetworkActivity || activity) && (!s.cfg.OnlyClientEvents || next.Client) {
-			if next.Padding {
-				next.Size = s.cfg.PaddingSize
+		s.now = batch[0].Time
+		// A batch is one side's events reported in one framework call; the
+		// network stack may add an event to it (FixedTraceTimes).
+		for i := 0; i < len(batch); i++ {
+			if then, ok := s.networkStack(&batch[i]); ok {
+				batch = append(batch, then)
 			}
-			trace = append(trace, next)
 		}
-		if s.cfg.MaxTraceLength > 0 && len(trace) >= s.cfg.MaxTraceLength {
+		s.batch = batch
+		actions := s.triggerUpdate(batch)
+		stop := false
+		for _, e := range batch {
+			if (!s.cfg.OnlyNetworkActivity || e.activity()) && (!s.cfg.OnlyClientEvents || e.Client) {
+				if e.Padding {
+					e.Size = s.cfg.PaddingSize
+				}
+				trace = append(trace, e)
+				recorded++
+			}
+			if s.cfg.MaxTraceLength > 0 && recorded >= s.cfg.MaxTraceLength {
+				stop = true
+				break
+			}
+		}
+		if !stop && s.cfg.RecordActions && !s.cfg.OnlyNetworkActivity && (!s.cfg.OnlyClientEvents || batch[0].Client) {
+			for _, a := range actions {
+				a := a
+				trace = append(trace, Event{Time: s.now, Client: batch[0].Client, Machine: a.Machine, Action: &a})
+			}
+		}
+		if stop {
 			break
 		}
-		iterations++
+		iterations += len(batch)
 		if s.cfg.MaxIterations > 0 && iterations >= s.cfg.MaxIterations {
 			break
 		}
@@ -236,6 +299,12 @@ func (s *simulator) run() ([]Event, error) {
 	return trace, nil
 }
 
+// activity reports whether the event is network activity: a packet
+// entering or leaving the network.
+func (e *Event) activity() bool {
+	return e.Action == nil && (e.Kind == maybenot.EventTunnelSent || e.Kind == maybenot.EventTunnelRecv)
+}
+
 func since(t, now time.Duration) time.Duration {
 	if t <= now {
 		return 0
@@ -243,11 +312,18 @@ func since(t, now time.Duration) time.Duration {
 	return t - now
 }
 
-// pickNext returns the next event to process: the earliest of pending
-// aggregate delay, blocking expiry, queued events, internal timers and
-// action timers, preferred in that order on equal times. Expired timers
-// become queued events and the choice is made again.
-func (s *simulator) pickNext() (Event, bool) {
+// pickNext returns the next events to process, in one framework call:
+// the earliest of pending aggregate delay, blocking expiry, queued events,
+// internal timers and action timers, preferred in that order on equal
+// times. Expired timers become queued events and the choice is made again.
+// It returns one event, except for the release of held packets
+// (FixedTraceTimes).
+func (s *simulator) pickNext() ([]Event, bool) {
+	if len(s.ready) > 0 {
+		e := s.ready[0]
+		s.ready = s.ready[1:]
+		return s.one(e), true
+	}
 	for {
 		sa := s.peekScheduledAction()
 		it := s.peekInternalTimer()
@@ -258,7 +334,7 @@ func (s *simulator) pickNext() (Event, bool) {
 		}
 		q, qid, qClient := s.peekQueue(min(sa, it, b, n))
 		if sa == never && it == never && b == never && n == never && q == never {
-			return Event{}, false
+			return nil, false
 		}
 		if n <= sa && n <= it && n <= b && n <= q {
 			p, _ := s.pending.pop()
@@ -278,7 +354,7 @@ func (s *simulator) pickNext() (Event, bool) {
 			if t := s.now + q; t > e.Time {
 				e.Time = t
 			}
-			return e, true
+			return s.one(e), true
 		}
 		if it <= sa {
 			s.fireInternalTimer(s.now + it)
@@ -286,6 +362,11 @@ func (s *simulator) pickNext() (Event, bool) {
 		}
 		s.fireAction(s.now + sa)
 	}
+}
+
+// one returns a batch of just e.
+func (s *simulator) one(e Event) []Event {
+	return append(s.batch[:0], e)
 }
 
 func (s *simulator) peekScheduledAction() time.Duration {
@@ -331,16 +412,36 @@ func (s *simulator) peekBlockingExpiry() (time.Duration, bool) {
 
 // blockingExpired ends the blocking of one side after b and returns the
 // BlockingEnd event, recording any aggregate delay the blocking caused.
-func (s *simulator) blockingExpired(b time.Duration, client bool) Event {
+// With FixedTraceTimes it returns the release of the packets the blocking
+// held, if any, and BlockingEnd follows.
+func (s *simulator) blockingExpired(b time.Duration, client bool) []Event {
 	sd := s.sideOf(client)
 	sd.blocking = false
 	expiry := s.now + b
+	end := Event{Kind: maybenot.EventBlockingEnd, Time: expiry, Client: client}
+	if s.cfg.FixedTraceTimes {
+		batch := s.batch[:0]
+		for {
+			head, id := sd.queue.peekBlocking(false)
+			if head == nil {
+				break
+			}
+			e, _ := sd.queue.pop(id, 0)
+			e.Time = expiry
+			batch = append(batch, e)
+		}
+		if len(batch) == 0 {
+			return s.one(end)
+		}
+		s.ready = append(s.ready, end)
+		return batch
+	}
 	if head, _ := sd.queue.peekBlocking(false); head != nil && head.Time < expiry {
 		if d, ok := aggDelayOnBlockingExpire(sd.queue, expiry, head, s.agg(client)); ok {
 			s.pushAggregateDelay(d, expiry, client)
 		}
 	}
-	return Event{Kind: maybenot.EventBlockingEnd, Time: expiry, Client: client}
+	return s.one(end)
 }
 
 const (
@@ -439,7 +540,7 @@ func (s *simulator) peekQueue(earliest time.Duration) (time.Duration, queueID, b
 	if d > earliest {
 		return never, qBlocking, false
 	}
-	if peek.Kind != maybenot.EventTunnelSent {
+	if peek.Kind != maybenot.EventTunnelSent || peek.pass {
 		return d, id, peek.Client
 	}
 	c, sv := s.client, s.server
@@ -543,33 +644,34 @@ func (s *simulator) fireAction(target time.Duration) {
 
 // networkStack simulates the network for the event: sent packets enter the
 // tunnel, tunnel packets cross the network, received tunnel packets are
-// classified. It reports whether the event is network activity.
-func (s *simulator) networkStack(e *Event) bool {
+// classified. It returns an event to report in the same framework call,
+// if any (FixedTraceTimes).
+func (s *simulator) networkStack(e *Event) (Event, bool) {
 	sd := s.sideOf(e.Client)
 	switch e.Kind {
 	case maybenot.EventNormalSent:
-		sd.queue.push(Event{Kind: maybenot.EventTunnelSent, Time: e.Time, Client: e.Client, Size: e.Size})
-		return false
+		s.send(sd, Event{Kind: maybenot.EventTunnelSent, Time: e.Time, Client: e.Client, Size: e.Size})
 	case maybenot.EventPaddingSent:
 		if e.replace {
 			queued, id := sd.queue.peekBlocking(sd.bypassable)
 			if queued != nil && queued.Client == e.Client && queued.Kind == maybenot.EventTunnelSent && !queued.Padding {
 				if !e.bypass {
 					// The queued packet stands in for the padding.
-					return false
+					return Event{}, false
 				}
 				entry, _ := sd.queue.popBlocking(id, sd.bypassable, s.agg(e.Client))
 				entry.bypass, entry.replace = true, false
-				if d, ok := aggDelayOnPaddingBypassReplace(sd.queue, s.now, &entry, s.agg(e.Client)); ok {
-					s.pushAggregateDelay(d, s.now, e.Client)
+				if !s.cfg.FixedTraceTimes {
+					if d, ok := aggDelayOnPaddingBypassReplace(sd.queue, s.now, &entry, s.agg(e.Client)); ok {
+						s.pushAggregateDelay(d, s.now, e.Client)
+					}
 				}
 				sd.queue.push(entry)
-				return false
+				return Event{}, false
 			}
 		}
-		sd.queue.push(Event{Kind: maybenot.EventTunnelSent, Time: e.Time, Client: e.Client,
+		s.send(sd, Event{Kind: maybenot.EventTunnelSent, Time: e.Time, Client: e.Client,
 			Padding: true, bypass: e.bypass, replace: e.replace})
-		return false
 	case maybenot.EventTunnelSent:
 		at := e.Time + s.cfg.Delay
 		if !e.Padding {
@@ -577,23 +679,58 @@ func (s *simulator) networkStack(e *Event) bool {
 		}
 		s.sideOf(!e.Client).queue.push(Event{Kind: maybenot.EventTunnelRecv, Time: at, Client: !e.Client,
 			Padding: e.Padding, Size: e.Size})
-		return true
 	case maybenot.EventTunnelRecv:
 		k := maybenot.EventNormalRecv
 		if e.Padding {
 			k = maybenot.EventPaddingRecv
 		}
-		sd.queue.push(Event{Kind: k, Time: e.Time, Client: e.Client, Padding: e.Padding, Size: e.Size})
-		return true
+		recv := Event{Kind: k, Time: e.Time, Client: e.Client, Padding: e.Padding, Size: e.Size}
+		if s.cfg.FixedTraceTimes {
+			return recv, true
+		}
+		sd.queue.push(recv)
 	}
-	return false
+	return Event{}, false
 }
 
-// triggerUpdate reports the event to the side's framework and applies the
-// returned actions to the side's timers.
-func (s *simulator) triggerUpdate(e *Event) {
-	sd := s.sideOf(e.Client)
-	actions := sd.fw.TriggerEvents([]maybenot.TriggerEvent{{Kind: e.Kind, Machine: e.Machine}}, epoch.Add(s.now))
+// send queues a TunnelSent at its side. With FixedTraceTimes and
+// MaxBlockedPackets, a packet that blocking would hold finds a bounded
+// queue: when it is full, a normal packet goes out at once and padding is
+// dropped; when what is left free is below MinBlockedCapacity, the
+// blocking ends now.
+func (s *simulator) send(sd *side, e Event) {
+	limit := s.cfg.MaxBlockedPackets
+	if !s.cfg.FixedTraceTimes || limit <= 0 || !sd.blocking || (e.bypass && sd.bypassable) {
+		sd.queue.push(e)
+		return
+	}
+	held := sd.queue.blocking.len()
+	if !sd.bypassable {
+		held += sd.queue.bypassable.len()
+	}
+	if held >= limit {
+		if !e.Padding {
+			e.pass = true
+			sd.queue.push(e)
+		}
+		return
+	}
+	sd.queue.push(e)
+	if limit-(held+1) < s.cfg.MinBlockedCapacity {
+		sd.blockUntil = s.now
+	}
+}
+
+// triggerUpdate reports a batch of one side's events to its framework in
+// one call and applies the returned actions to the side's timers; it
+// returns the actions.
+func (s *simulator) triggerUpdate(batch []Event) []maybenot.TriggerAction {
+	sd := s.sideOf(batch[0].Client)
+	s.tev = s.tev[:0]
+	for _, e := range batch {
+		s.tev = append(s.tev, maybenot.TriggerEvent{Kind: e.Kind, Machine: e.Machine})
+	}
+	actions := sd.fw.TriggerEvents(s.tev, epoch.Add(s.now))
 	for _, a := range actions {
 		m := int(a.Machine)
 		switch a.Kind {
@@ -618,4 +755,5 @@ func (s *simulator) triggerUpdate(e *Event) {
 			}
 		}
 	}
+	return actions
 }

@@ -86,7 +86,7 @@ func WriteDefendedTrace(w io.Writer, events []Event, defaultSize int) error {
 	for _, e := range events {
 		var dir string
 		switch {
-		case !e.Client:
+		case !e.Client || e.Action != nil:
 			continue
 		case e.Kind == maybenot.EventTunnelSent && e.Padding:
 			dir = "sp"
@@ -132,6 +132,9 @@ func Summarize(events []Event, input []TracePacket) Summary {
 	var blockStart [2]time.Duration
 	var blocking [2]bool
 	for _, e := range events {
+		if e.Action != nil {
+			continue
+		}
 		idx := 0
 		if !e.Client {
 			idx = 1
