@@ -76,44 +76,64 @@ func (b *pipeBind) Send(bufs [][]byte, ep transport.Endpoint) error {
 		return transport.ErrClosed
 	}
 	dst := ep.Dst.Addr().Unmap()
-	var src [16]byte
+	h := encapHeader{dst: dst, sport: st.port, dport: ep.Dst.Port(), flow: st.flow}
 	var hdr int
 	switch {
 	case dst.Is4() && p.src4.IsValid():
 		a := p.src4.As4()
-		copy(src[:], a[:])
+		copy(h.src[:], a[:])
 		hdr = ipv4Header + udpHeader
+		// IDs for the whole send at once: one atomic operation, not
+		// one per packet behind the stores of the previous one.
+		n := uint32(len(bufs))
+		h.id = p.ipID.Add(n) - n
 	case dst.Is6() && p.src6.IsValid():
-		src = p.src6.As16()
+		h.src = p.src6.As16()
 		hdr = ipv6Header + udpHeader
 	default:
 		p.stats.sendNoSource.Add(uint64(len(bufs)))
 		return fmt.Errorf("%w: %v", ErrNoSource, dst)
 	}
-	var tooBig int
-	var batch *pktBatch
+	h.init()
+	var (
+		tooBig int
+		batch  *pktBatch
+		w      *readWait
+	)
 	for _, d := range bufs {
 		if len(d)+hdr > p.mtu {
 			tooBig++
 			continue
 		}
-		if batch == nil {
-			select {
-			case batch = <-p.out.free:
-			case <-p.closed:
-				return transport.ErrClosed
-			case <-st.done:
-				return transport.ErrClosed
+		if w == nil && batch == nil {
+			// A reader waiting on an empty queue gets the packets
+			// written straight into its buffers: one copy instead of
+			// two.
+			if w = p.takeWaiter(); w == nil {
+				select {
+				case batch = <-p.out.free:
+				case <-p.closed:
+					return transport.ErrClosed
+				case <-st.done:
+					return transport.ErrClosed
+				}
 			}
 		}
-		buf := p.out.slot(batch, batch.n)
-		var n int
-		if hdr == ipv4Header+udpHeader {
-			n = p.encap4(buf, d, src, dst, st.port, ep.Dst.Port())
-		} else {
-			n = encap6(buf, d, src, dst, st.port, ep.Dst.Port(), st.flow)
+		if w != nil {
+			if out := w.bufs[w.n][w.offset:]; len(d)+hdr > len(out) {
+				p.stats.readTooBig.Add(1)
+			} else {
+				w.sizes[w.n] = h.put(out, d)
+				w.n++
+			}
+			if w.n == len(w.bufs) {
+				p.wake(w)
+				w = nil
+			}
+			continue
 		}
-		batch.bufs[batch.n] = buf[:n]
+		buf := p.out.slot(batch, batch.n)
+		batch.bufs[batch.n] = buf[:h.put(buf, d)]
 		batch.n++
 		if batch.n == batchCap {
 			if err := p.queueOut(batch, st); err != nil {
@@ -121,6 +141,9 @@ func (b *pipeBind) Send(bufs [][]byte, ep transport.Endpoint) error {
 			}
 			batch = nil
 		}
+	}
+	if w != nil {
+		p.wake(w)
 	}
 	if batch != nil {
 		if err := p.queueOut(batch, st); err != nil {
@@ -134,8 +157,27 @@ func (b *pipeBind) Send(bufs [][]byte, ep transport.Endpoint) error {
 	return nil
 }
 
+// queueOut queues a batch for the entry device's reader, or hands it to
+// the reader if it is waiting.
 func (p *Pipe) queueOut(batch *pktBatch, st *bindState) error {
 	n := batch.n
+	p.waitMu.Lock()
+	if w := p.waiter; w != nil {
+		p.waiter = nil
+		p.waitMu.Unlock()
+		w.batch = batch
+		p.stats.sent.Add(uint64(n))
+		w.filled <- struct{}{}
+		return nil
+	}
+	select {
+	case p.out.q <- batch: // never waits: the queue holds every batch
+		p.waitMu.Unlock()
+		p.stats.sent.Add(uint64(n))
+		return nil
+	default:
+	}
+	p.waitMu.Unlock()
 	select {
 	case p.out.q <- batch:
 		p.stats.sent.Add(uint64(n))
@@ -147,49 +189,99 @@ func (p *Pipe) queueOut(batch *pktBatch, st *bindState) error {
 	return transport.ErrClosed
 }
 
-// encap4 writes an IPv4/UDP packet carrying d into buf and returns its
-// length: no options, DF clear, TTL 64, IDs counting up from 1.
-func (p *Pipe) encap4(buf, d []byte, src [16]byte, dst netip.Addr, sport, dport uint16) int {
+// takeWaiter returns the reader waiting on the empty queue, if any; the
+// caller must wake it.
+func (p *Pipe) takeWaiter() *readWait {
+	p.waitMu.Lock()
+	w := p.waiter
+	p.waiter = nil
+	p.waitMu.Unlock()
+	return w
+}
+
+// wake returns a waiting reader the packets written into its buffers.
+func (p *Pipe) wake(w *readWait) {
+	p.stats.sent.Add(uint64(w.n))
+	w.filled <- struct{}{}
+}
+
+// encapHeader is what the IP and UDP headers of one send have in common,
+// with the parts of their checksums that do not change from packet to
+// packet, so a packet's headers are written once and never read back.
+type encapHeader struct {
+	src          [16]byte // an IPv4 address in the first 4 bytes
+	dst          netip.Addr
+	sport, dport uint16
+	flow         uint32 // IPv6 flow label
+	id           uint32 // IPv4 identification last used
+	ipSum        uint64 // IPv4 header sum without length and ID
+	udpSum       uint64 // UDP pseudo-header and header sum without lengths
+}
+
+// init computes the constant checksum parts; src, dst and the ports must
+// be set.
+func (h *encapHeader) init() {
+	var s, d []byte
+	if h.dst.Is4() {
+		s, d = h.src[:4], h.dst.AsSlice()
+		h.ipSum = uint64(0x4500) + uint64(64<<8|protoUDP) + packet.PseudoHeaderSum(0, s, d, 0)
+	} else {
+		s, d = h.src[:], h.dst.AsSlice()
+	}
+	h.udpSum = packet.PseudoHeaderSum(protoUDP, s, d, 0) + uint64(h.sport) + uint64(h.dport)
+}
+
+// put writes an IP/UDP packet carrying d into buf and returns its length.
+func (h *encapHeader) put(buf, d []byte) int {
+	if h.dst.Is4() {
+		h.id++
+		return h.put4(buf, d, uint16(h.id))
+	}
+	return h.put6(buf, d)
+}
+
+// put4 writes an IPv4/UDP packet carrying d into buf and returns its
+// length: no options, DF clear, TTL 64, identification id.
+func (h *encapHeader) put4(buf, d []byte, id uint16) int {
 	total := ipv4Header + udpHeader + len(d)
-	h := buf[:ipv4Header]
-	h[0], h[1] = 0x45, 0
-	binary.BigEndian.PutUint16(h[2:], uint16(total))
-	binary.BigEndian.PutUint16(h[4:], uint16(p.ipID.Add(1)))
-	h[6], h[7], h[8], h[9] = 0, 0, 64, protoUDP
-	h[10], h[11] = 0, 0
-	copy(h[12:16], src[:4])
-	d4 := dst.As4()
-	copy(h[16:20], d4[:])
-	binary.BigEndian.PutUint16(h[10:], ^packet.Checksum(h, 0))
-	putUDP(buf[ipv4Header:total], d, h[12:16], h[16:20], sport, dport)
+	ip := buf[:ipv4Header]
+	ip[0], ip[1] = 0x45, 0
+	binary.BigEndian.PutUint16(ip[2:], uint16(total))
+	binary.BigEndian.PutUint16(ip[4:], id)
+	ip[6], ip[7], ip[8], ip[9] = 0, 0, 64, protoUDP
+	binary.BigEndian.PutUint16(ip[10:], ^packet.Checksum(nil, h.ipSum+uint64(total)+uint64(id)))
+	copy(ip[12:16], h.src[:4])
+	d4 := h.dst.As4()
+	copy(ip[16:20], d4[:])
+	h.putUDP(buf[ipv4Header:total], d)
 	return total
 }
 
-// encap6 writes an IPv6/UDP packet carrying d into buf and returns its
+// put6 writes an IPv6/UDP packet carrying d into buf and returns its
 // length: traffic class 0, the bind's flow label, hop limit 64.
-func encap6(buf, d []byte, src [16]byte, dst netip.Addr, sport, dport uint16, flow uint32) int {
+func (h *encapHeader) put6(buf, d []byte) int {
 	total := ipv6Header + udpHeader + len(d)
-	h := buf[:ipv6Header]
-	binary.BigEndian.PutUint32(h[0:], 6<<28|flow&0xfffff)
-	binary.BigEndian.PutUint16(h[4:], uint16(udpHeader+len(d)))
-	h[6], h[7] = protoUDP, 64
-	copy(h[8:24], src[:])
-	d16 := dst.As16()
-	copy(h[24:40], d16[:])
-	putUDP(buf[ipv6Header:total], d, h[8:24], h[24:40], sport, dport)
+	ip := buf[:ipv6Header]
+	binary.BigEndian.PutUint32(ip[0:], 6<<28|h.flow&0xfffff)
+	binary.BigEndian.PutUint16(ip[4:], uint16(udpHeader+len(d)))
+	ip[6], ip[7] = protoUDP, 64
+	copy(ip[8:24], h.src[:])
+	d16 := h.dst.As16()
+	copy(ip[24:40], d16[:])
+	h.putUDP(buf[ipv6Header:total], d)
 	return total
 }
 
 // putUDP writes a UDP header and payload d into u (exactly their size)
-// with the checksum over the pseudo-header of src and dst. A computed
-// zero is sent as 0xffff, since zero means "no checksum".
-func putUDP(u, d, src, dst []byte, sport, dport uint16) {
-	binary.BigEndian.PutUint16(u[0:], sport)
-	binary.BigEndian.PutUint16(u[2:], dport)
+// with the checksum over the pseudo-header. The payload is summed as it
+// is copied, so it is read once. A computed zero is sent as 0xffff, since
+// zero means "no checksum".
+func (h *encapHeader) putUDP(u, d []byte) {
+	binary.BigEndian.PutUint16(u[0:], h.sport)
+	binary.BigEndian.PutUint16(u[2:], h.dport)
 	binary.BigEndian.PutUint16(u[4:], uint16(len(u)))
-	u[6], u[7] = 0, 0
-	copy(u[udpHeader:], d)
-	c := ^packet.Checksum(u, packet.PseudoHeaderSum(protoUDP, src, dst, len(u)))
+	// The length is in the pseudo-header and in the header.
+	c := ^packet.CopyChecksum(u[udpHeader:], d, h.udpSum+2*uint64(len(u)))
 	if c == 0 {
 		c = 0xffff
 	}

@@ -176,6 +176,18 @@ func (bq *batchQueue) recycle(b *pktBatch) {
 	bq.free <- b // never blocks: as many slots as batches
 }
 
+// readWait is the entry device's reader waiting for packets on an empty
+// queue. The Send that takes it either writes packets into bufs (n of
+// them) or hands over a batch, then signals filled.
+type readWait struct {
+	bufs   [][]byte
+	sizes  []int
+	offset int
+	n      int
+	batch  *pktBatch
+	filled chan struct{}
+}
+
 // Pipe joins an exit device's UDP side to an entry device's TUN side.
 // It is safe for concurrent use.
 type Pipe struct {
@@ -193,6 +205,13 @@ type Pipe struct {
 
 	readMu sync.Mutex // entry-side reader state
 	cur    *pktBatch
+	rw     readWait
+
+	// waitMu orders batches queued with a waiting reader: waiter is set
+	// only while the out queue is empty, and a sender that finds it set
+	// fills it instead of queueing.
+	waitMu sync.Mutex
+	waiter *readWait
 
 	frag *reassembler
 
@@ -250,6 +269,7 @@ func NewPipe(cfg PipeConfig) (*Pipe, error) {
 	p.frag = newReassembler(now, &p.stats.fragDrop)
 	p.bind.p = p
 	p.tunDev.p = p
+	p.rw.filled = make(chan struct{}, 1)
 	p.events = make(chan tun.Event, 1)
 	p.events <- tun.EventUp
 	return p, nil
@@ -320,10 +340,12 @@ func (t *pipeTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	n := 0
 	for n == 0 {
 		if p.cur == nil {
-			select {
-			case p.cur = <-p.out.q:
-			case <-p.closed:
-				return 0, tun.ErrClosed
+			k, err := p.next(bufs, sizes, offset)
+			if err != nil {
+				return 0, err
+			}
+			if n = k; p.cur == nil {
+				continue
 			}
 		}
 		for {
@@ -344,6 +366,40 @@ func (t *pipeTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 		}
 	}
 	p.stats.read.Add(uint64(n))
+	return n, nil
+}
+
+// next makes the next queued batch p.cur or, with none queued, waits for
+// a Send, which either hands over a batch the same way or writes packets
+// into bufs; it returns how many. The caller holds readMu.
+func (p *Pipe) next(bufs [][]byte, sizes []int, offset int) (int, error) {
+	p.waitMu.Lock()
+	select {
+	case p.cur = <-p.out.q:
+		p.waitMu.Unlock()
+		return 0, nil
+	default:
+	}
+	w := &p.rw
+	w.bufs, w.sizes, w.offset, w.n, w.batch = bufs, sizes, offset, 0, nil
+	p.waiter = w
+	p.waitMu.Unlock()
+	select {
+	case <-w.filled:
+	case <-p.closed:
+		p.waitMu.Lock()
+		mine := p.waiter == w
+		if mine {
+			p.waiter = nil
+		}
+		p.waitMu.Unlock()
+		if mine {
+			return 0, tun.ErrClosed
+		}
+		<-w.filled // a Send took it: never blocks for long
+	}
+	n := w.n
+	p.cur, w.bufs, w.sizes, w.batch = w.batch, nil, nil, nil
 	return n, nil
 }
 

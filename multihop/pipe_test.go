@@ -179,14 +179,16 @@ func reply(t testing.TB, from, to netip.AddrPort, payload []byte) []byte {
 	}
 	defer h.Close()
 	buf := make([]byte, 65536)
-	var src [16]byte
+	e := encapHeader{dst: to.Addr(), sport: from.Port(), dport: to.Port(), flow: 7}
 	if from.Addr().Is4() {
 		a := from.Addr().As4()
-		copy(src[:], a[:])
-		return buf[:h.encap4(buf, payload, src, to.Addr(), from.Port(), to.Port())]
+		copy(e.src[:], a[:])
+		e.init()
+		return buf[:e.put4(buf, payload, uint16(h.ipID.Add(1)))]
 	}
-	src = from.Addr().As16()
-	return buf[:encap6(buf, payload, src, to.Addr(), from.Port(), to.Port(), 7)]
+	e.src = from.Addr().As16()
+	e.init()
+	return buf[:e.put6(buf, payload)]
 }
 
 func receiveOne(t testing.TB, recv transport.ReceiveFunc) ([]byte, transport.Endpoint) {

@@ -16,6 +16,12 @@ func Checksum(b []byte, initial uint64) uint16 {
 	return fold(sum(b, initial))
 }
 
+// CopyChecksum copies src to dst, which must be at least as long, and
+// returns Checksum(src, initial), reading src once.
+func CopyChecksum(dst, src []byte, initial uint64) uint16 {
+	return fold(copySum(dst, src, initial))
+}
+
 // sum adds b to acc as 64-bit big-endian words with end-around carry.
 // Because 2^16 ≡ 1 modulo 0xffff, summing wider words and folding gives the
 // same result as summing 16-bit words.

@@ -80,3 +80,21 @@ func BenchmarkChecksum64K(b *testing.B) {
 		Checksum(p, 0)
 	}
 }
+
+func TestCopyChecksum(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	for _, n := range []int{0, 1, 7, 63, 64, 1372, 1373, 9000} {
+		src := make([]byte, n)
+		for i := range src {
+			src[i] = byte(r.Uint32())
+		}
+		dst := make([]byte, n)
+		init := r.Uint64() >> 20
+		if got, want := CopyChecksum(dst, src, init), Checksum(src, init); got != want {
+			t.Fatalf("len %d: CopyChecksum %#04x, Checksum %#04x", n, got, want)
+		}
+		if !bytes.Equal(dst, src) {
+			t.Fatalf("len %d: copy differs", n)
+		}
+	}
+}
