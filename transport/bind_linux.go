@@ -388,19 +388,28 @@ var sendmmsg = func(fd uintptr, msgs []mmsghdr) (int, unix.Errno) {
 // write runs sendmmsg on the pending messages; it returns false when the
 // socket is full and the poller should wait.
 func (sb *sendBatch) write(fd uintptr) bool {
+	n, done, err := writeMsgs(fd, sb.msgs[sb.start:sb.end])
+	if done {
+		sb.sent, sb.errno = n, err
+	}
+	return done
+}
+
+// writeMsgs runs sendmmsg on msgs, again after an interruption. It returns
+// the number sent or the error of the first message not sent, and done
+// false when the socket is full and the poller should wait.
+func writeMsgs(fd uintptr, msgs []mmsghdr) (n int, done bool, err error) {
 	for {
-		n, e := sendmmsg(fd, sb.msgs[sb.start:sb.end])
+		n, e := sendmmsg(fd, msgs)
 		switch e {
 		case 0:
-			sb.sent, sb.errno = int(n), nil
-			return true
+			return n, true, nil
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false
+			return 0, false, nil
 		default:
-			sb.sent, sb.errno = 0, e
-			return true
+			return 0, true, e
 		}
 	}
 }

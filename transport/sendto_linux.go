@@ -41,21 +41,11 @@ func newMultiBatch(n int) *multiBatch {
 // write runs sendmmsg on the pending messages; it returns false when the
 // socket is full and the poller should wait.
 func (mb *multiBatch) write(fd uintptr) bool {
-	for {
-		n, e := sendmmsg(fd, mb.msgs[mb.start:mb.end])
-		switch e {
-		case 0:
-			mb.sent, mb.errno = n, nil
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			mb.sent, mb.errno = 0, e
-			return true
-		}
+	n, done, err := writeMsgs(fd, mb.msgs[mb.start:mb.end])
+	if done {
+		mb.sent, mb.errno = n, err
 	}
+	return done
 }
 
 // SendTo implements MultiSender with one sendmmsg per run of datagrams to
