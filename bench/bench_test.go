@@ -337,8 +337,9 @@ func TestBuildReportTargets(t *testing.T) {
 	check("daita_pkt_allocs", false)
 	check("daita_idle_heap_per_peer", true)        // 10 ≤ 16 KiB
 	check("daita_idle_goroutines_per_peer", false) // 10 > 0
-	if total != 20 || met != 11 {
-		t.Errorf("met %d of %d, want 11 of 20", met, total)
+	check("flood_tcp", true)                       // ≥ 1.0×
+	if total != 21 || met != 12 {
+		t.Errorf("met %d of %d, want 12 of 21", met, total)
 	}
 
 	res = fakeSamples(p, 1, 4) // ratio 0.25
@@ -358,6 +359,7 @@ func TestBuildReportTargets(t *testing.T) {
 	check("idle_goroutine_growth", true)
 	check("idle_mem_per_peer", true) // median 4096
 	check("mh_over_single", false)   // median 0.55
+	check("flood_tcp", false)        // 0.25×
 
 	// DAITA rows have no wireguard-go figure, and need none.
 	for _, d := range daitaMetricDefs(p) {
@@ -560,5 +562,21 @@ func TestParseSections(t *testing.T) {
 	}
 	if _, err := parseSections("daita,flod"); err == nil || !strings.Contains(err.Error(), `"flod"`) {
 		t.Fatalf("unknown section: err = %v", err)
+	}
+}
+
+func TestLatestHandshake(t *testing.T) {
+	for _, c := range []struct {
+		in   string
+		want int64
+	}{
+		{"", 0},
+		{"abc=\t0\n", 0},
+		{"abc=\t1700000000\ndef=\t1700000005\n", 1700000005},
+		{"garbage\nabc=\tx\n", 0},
+	} {
+		if got := latestHandshake([]byte(c.in)); got != c.want {
+			t.Errorf("%q: %d, want %d", c.in, got, c.want)
+		}
 	}
 }

@@ -6,7 +6,9 @@
 // It builds both daemons, joins two network namespaces with a veth pair,
 // and measures each implementation in interleaved rounds: TCP and UDP
 // throughput with iperf3, ping RTT idle and under load, CPU time per GB and
-// peak RSS of the daemons, and the bare veth as the ceiling. It then runs
+// peak RSS of the daemons, and the bare veth as the ceiling; and a
+// legitimate TCP transfer while the server is flooded with handshake
+// initiations (flood.go). It then runs
 // the in-process Go benchmarks in bench/inproc (handshakes, packet
 // encryption, idle peers, allowed-IPs lookups) for both implementations.
 //
@@ -15,6 +17,7 @@
 //
 //	go run ./bench            # full run, several minutes, writes docs/
 //	go run ./bench -smoke     # quick check, writes to a temporary directory
+//	go run ./bench -only flood  # one section (see -help), to a temporary directory
 package main
 
 import (
@@ -285,6 +288,11 @@ func run(ctx context.Context, o options) (err error) {
 			return err
 		}
 	}
+	if want(sectionFlood) {
+		if err := runFloodRounds(ctx, nb, []*impl{wg, gt}); err != nil {
+			return err
+		}
+	}
 	if nb.server != nil {
 		nb.server.stop()
 	}
@@ -391,9 +399,10 @@ const (
 	sectionProxy    = "proxy"    // the SOCKS5 proxy on both netstacks
 	sectionMultihop = "multihop" // three namespaces, both implementations
 	sectionInproc   = "inproc"   // the in-process Go benchmarks
+	sectionFlood    = "flood"    // legitimate TCP under a handshake flood, both implementations
 )
 
-var sectionNames = []string{sectionTunnel, sectionDAITA, sectionProxy, sectionMultihop, sectionInproc}
+var sectionNames = []string{sectionTunnel, sectionDAITA, sectionFlood, sectionProxy, sectionMultihop, sectionInproc}
 
 // parseSections reads -only: nil means every section.
 func parseSections(only string) (map[string]bool, error) {

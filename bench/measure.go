@@ -28,6 +28,12 @@ type plan struct {
 	BenchTime      string  `json:"go_benchtime"`
 	BenchCount     int     `json:"go_bench_count"`
 	IdlePeers      int     `json:"idle_peers"`
+	// The handshake flood (flood.go).
+	FloodRate       int `json:"flood_rate"`
+	FloodSources    int `json:"flood_sources"`
+	FloodPorts      int `json:"flood_ports_per_source"`
+	FloodTCPSeconds int `json:"flood_tcp_seconds"`
+	FloodHSCapSecs  int `json:"flood_handshake_cap_seconds"`
 }
 
 func fullPlan() plan {
@@ -36,6 +42,7 @@ func fullPlan() plan {
 		UDPFixedMbps: 500, UDPLossLimit: 1, UDPSearchSteps: 5, UDPPayload: 1380, UDPSockBuf: "4M",
 		PingCount: 500, PingIntervalMS: 10,
 		BenchTime: "1s", BenchCount: 3, IdlePeers: 10000,
+		FloodRate: 200000, FloodSources: 64, FloodPorts: 4, FloodTCPSeconds: 10, FloodHSCapSecs: 60,
 	}
 }
 
@@ -45,6 +52,7 @@ func smokePlan() plan {
 		UDPFixedMbps: 500, UDPLossLimit: 1, UDPSearchSteps: 1, UDPPayload: 1380, UDPSockBuf: "4M",
 		PingCount: 50, PingIntervalMS: 10,
 		BenchTime: "20x", BenchCount: 1, IdlePeers: 200,
+		FloodRate: 5000, FloodSources: 4, FloodPorts: 2, FloodTCPSeconds: 1, FloodHSCapSecs: 20,
 	}
 }
 

@@ -83,7 +83,7 @@ func metricDefs(p plan) []metricDef {
 		{ID: "idle_mem_per_peer", Short: "Heap + stacks per idle peer", Name: fmt.Sprintf("Heap + goroutine stacks per idle peer (%d peers)", p.IdlePeers), Unit: "B", Group: groupInproc, Target: &target{Kind: "abs_max", Value: 4096, Text: "≤ 4 KiB"}},
 		{ID: "idle_goroutines_per_peer", Short: "Goroutines per idle peer", Name: fmt.Sprintf("Goroutines per idle peer (%d peers)", p.IdlePeers), Unit: "goroutines", Group: groupInproc, Digits: 3},
 		{ID: "idle_goroutine_growth", Short: "Goroutines added, N/10 → N peers", Name: fmt.Sprintf("Goroutines added going from %d to %d peers", p.IdlePeers/10, p.IdlePeers), Unit: "goroutines", Group: groupInproc, Target: &target{Kind: "abs_max", Value: 0, Text: "0 (independent of peer count)"}},
-	}, append(multihopMetricDefs(), daitaMetricDefs(p)...)...)
+	}, append(append(multihopMetricDefs(), daitaMetricDefs(p)...), floodMetricDefs(p)...)...)
 }
 
 // stat summarises the samples of one metric for one implementation.

@@ -112,6 +112,7 @@ type Device struct {
 	allowed *allowedips.Table[*Peer]
 	indices *indexTable
 	limiter *ratelimit.Limiter
+	replies replyBudget // cookie replies (cookiepath.go)
 
 	workQ  chan *batch
 	inline bool // no workers: whoever builds a batch does its crypto
@@ -159,6 +160,7 @@ type deviceStats struct {
 	badInbound       atomic.Uint64
 	unknownIndex     atomic.Uint64
 	handshakeDropped atomic.Uint64
+	handshakesQueued atomic.Uint64
 	decryptFailed    atomic.Uint64
 	replayed         atomic.Uint64
 	badInner         atomic.Uint64
@@ -167,6 +169,7 @@ type deviceStats struct {
 	badHandshake     atomic.Uint64
 	rateLimited      atomic.Uint64
 	cookiesSent      atomic.Uint64
+	cookiesDropped   atomic.Uint64 // over the reply budget
 	cookiesReceived  atomic.Uint64
 	initiationsSent  atomic.Uint64
 	rxDatagrams      atomic.Uint64

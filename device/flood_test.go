@@ -96,6 +96,9 @@ func TestHandshakeFloodLoopback(t *testing.T) {
 		buf := make([]byte, 32<<10)
 		var off int64
 		for {
+			// A tunnel that died would never deliver the FIN: give up
+			// rather than hang the test.
+			c.SetReadDeadline(time.Now().Add(30 * time.Second))
 			n, err := c.Read(buf)
 			bad := 0
 			for i, b := range buf[:n] {

@@ -111,62 +111,20 @@ func (d *Device) underLoad(now time.Time) bool {
 	return now.UnixNano() < d.underLoadUntil.Load()
 }
 
-// handleHandshake processes one initiation, response or cookie reply.
-// Sizes were checked by the receiver.
+// handleHandshake processes one initiation or response. Sizes, mac1 and,
+// under load, mac2 and the source's rate were checked by the receiver
+// (cookiepath.go).
 func (d *Device) handleHandshake(msg []byte, ep transport.Endpoint) {
 	now := d.clock.Now()
 	if now.Sub(d.lastSweep) >= time.Second {
 		d.lastSweep = now
 		d.limiter.Sweep()
 	}
-	typ := binary.LittleEndian.Uint32(msg[:4])
-	if typ == noise.MessageCookieReplyType {
-		var r noise.MessageCookieReply
-		if r.Unmarshal(msg) != nil {
-			d.stats.badInbound.Add(1)
-			return
-		}
-		e := d.indices.lookup(r.Receiver)
-		if e == nil {
-			d.stats.unknownIndex.Add(1)
-			return
-		}
-		if err := e.peer.cookie.ConsumeReply(&r, now); err != nil {
-			d.log.Debug("bad cookie reply", "peer", e.peer.short(), "err", err)
-			return
-		}
-		d.stats.cookiesReceived.Add(1)
-		return
-	}
 	id := d.ident.Load()
 	if id == nil {
 		return
 	}
-	if !id.checker.CheckMAC1(msg) {
-		d.stats.badMAC.Add(1)
-		return
-	}
-	if d.underLoad(now) {
-		if !id.checker.CheckMAC2(msg, ep.Dst, now) {
-			sender := binary.LittleEndian.Uint32(msg[4:8])
-			reply, err := id.checker.CreateReply(msg, sender, ep.Dst, now)
-			if err != nil {
-				d.log.Debug("creating cookie reply", "err", err)
-				return
-			}
-			buf := make([]byte, noise.MessageCookieReplySize)
-			reply.MarshalTo(buf)
-			if err := d.send([][]byte{buf}, ep); err == nil {
-				d.stats.cookiesSent.Add(1)
-			}
-			return
-		}
-		if !d.limiter.Allow(ep.Dst.Addr()) {
-			d.stats.rateLimited.Add(1)
-			return
-		}
-	}
-	switch typ {
+	switch binary.LittleEndian.Uint32(msg[:4]) {
 	case noise.MessageInitiationType:
 		d.handleInitiation(id, msg, ep, now)
 	case noise.MessageResponseType:

@@ -3,6 +3,7 @@ package device
 import (
 	"encoding/binary"
 	"errors"
+	"time"
 
 	"github.com/gotatun/gotatun/noise"
 	"github.com/gotatun/gotatun/packet"
@@ -25,6 +26,8 @@ type receiver struct {
 	eps     []transport.Endpoint
 	pending []*batch // one open inbound batch per peer seen in this read
 	size    int      // buffer size when last resized
+	cookies cookieReplies
+	one     [1][]byte // one cookie reply, for Binds that send to one endpoint
 }
 
 func (d *Device) newReceiver() *receiver {
@@ -36,6 +39,7 @@ func (d *Device) newReceiver() *receiver {
 		sizes:   make([]int, n),
 		eps:     make([]transport.Endpoint, n),
 		pending: make([]*batch, 0, 8),
+		cookies: newCookieReplies(n),
 	}
 	for i := range r.holders {
 		r.holders[i] = d.getBuf()
@@ -93,6 +97,7 @@ func (r *receiver) takeBuf(i int) *buffer {
 // handshake queue, transport data to per-peer batches for decryption.
 func (r *receiver) handle(n int) {
 	d := r.d
+	var now time.Time // read once, at the first handshake message
 	for i := range n {
 		size := r.sizes[i]
 		own := r.holders[i].b
@@ -109,6 +114,16 @@ func (r *receiver) handle(n int) {
 				d.stats.badInbound.Add(1)
 				continue
 			}
+			if now.IsZero() {
+				now = d.clock.Now()
+			}
+			if typ == noise.MessageCookieReplyType {
+				d.consumeCookieReply(msg, now)
+				continue
+			}
+			if !r.admitHandshake(msg, r.eps[i], now) {
+				continue
+			}
 			if lent {
 				copy(own, msg) // queued past the next receive call
 			}
@@ -116,6 +131,7 @@ func (r *receiver) handle(n int) {
 			d.pending.Add(1)
 			select {
 			case d.hsQ <- m:
+				d.stats.handshakesQueued.Add(1)
 				r.takeBuf(i)
 			default:
 				d.pending.Add(-1)
@@ -157,6 +173,7 @@ func (r *receiver) handle(n int) {
 			d.stats.badInbound.Add(1)
 		}
 	}
+	r.flushCookies()
 	for i, b := range r.pending {
 		d.pending.Add(1)
 		b.peer.inQ.push(b)

@@ -1,10 +1,12 @@
 package noise
 
 import (
+	"crypto/cipher"
 	"crypto/subtle"
 	"encoding/binary"
 	"fmt"
 	"io"
+	mrand "math/rand/v2"
 	"net/netip"
 	"sync"
 	"time"
@@ -40,36 +42,52 @@ func checkMAC1(key *[blake2s.Size]byte, msg []byte) bool {
 
 // CookieChecker is the receiving side of the MAC scheme: it checks mac1
 // and mac2 of handshake messages sent to the local public key and creates
-// cookie replies. It is safe for concurrent use.
+// cookie replies. It is safe for concurrent use (a device calls it from
+// every receive goroutine): the mutex only guards copying the current
+// secret and drawing a nonce, and the MACs and the encryption are computed
+// outside it. Checking and replying do not allocate.
 type CookieChecker struct {
-	mac1Key   [blake2s.Size]byte
-	cookieKey [chacha20poly1305.KeySize]byte // HASH(LABEL_COOKIE || public key)
-
-	mu        sync.Mutex
-	rand      io.Reader
-	secret    [blake2s.Size]byte
-	secretSet time.Time // zero: no secret yet
+	mac1Key macKey             // HASH(LABEL_MAC1 || public key), absorbed
+	aead    cipher.AEAD        // XChaCha20-Poly1305 under HASH(LABEL_COOKIE || public key)
+	rand    io.Reader          // secrets and nonce seeds
+	mu      sync.Mutex         // guards what follows
+	secret  [blake2s.Size]byte // the current cookie secret
+	secKey  macKey             // secret, absorbed as a MAC key
+	nonces  *mrand.ChaCha8     // reply nonces, reseeded from rand with every secret
+	setAt   time.Time          // when secret was made; zero: no secret yet
 }
 
 // NewCookieChecker creates a checker for messages sent to local. rand
-// supplies the cookie secrets and reply nonces.
+// supplies the cookie secrets and seeds the reply nonces.
 func NewCookieChecker(local PublicKey, rand io.Reader) *CookieChecker {
-	c := &CookieChecker{rand: rand}
-	hashOf(&c.mac1Key, []byte(labelMAC1), local[:])
-	hashOf(&c.cookieKey, []byte(labelCookie), local[:])
+	var k [blake2s.Size]byte
+	hashOf(&k, []byte(labelMAC1), local[:])
+	c := &CookieChecker{rand: rand, mac1Key: newMACKey(k[:])}
+	hashOf(&k, []byte(labelCookie), local[:])
+	aead, err := chacha20poly1305.NewX(k[:])
+	if err != nil {
+		panic("noise: xchacha20poly1305 with a 32-byte key cannot fail: " + err.Error())
+	}
+	c.aead = aead
 	return c
 }
 
 // CheckMAC1 reports whether msg, a whole marshaled initiation or response,
 // carries a valid mac1.
 func (c *CookieChecker) CheckMAC1(msg []byte) bool {
-	return checkMAC1(&c.mac1Key, msg)
+	o1, o2, ok := macOffsets(msg)
+	if !ok {
+		return false
+	}
+	var want [macSize]byte
+	c.mac1Key.sum(&want, msg[:o1])
+	return subtle.ConstantTimeCompare(want[:], msg[o1:o2]) == 1
 }
 
-// cookieFor computes the cookie of src: the MAC, under the current secret,
-// of the source IP address (4 or 16 bytes) followed by the big-endian UDP
-// port. IPv4-mapped IPv6 addresses count as IPv4. c.mu must be held.
-func (c *CookieChecker) cookieFor(dst *[cookieSize]byte, src netip.AddrPort) {
+// cookieFor computes the cookie of src under the secret absorbed in key:
+// the MAC of the source IP address (4 or 16 bytes) followed by the
+// big-endian UDP port. IPv4-mapped IPv6 addresses count as IPv4.
+func cookieFor(dst *[cookieSize]byte, key *macKey, src netip.AddrPort) {
 	var buf [16 + 2]byte
 	addr := src.Addr().Unmap()
 	var n int
@@ -81,13 +99,13 @@ func (c *CookieChecker) cookieFor(dst *[cookieSize]byte, src netip.AddrPort) {
 		n = copy(buf[:], a[:])
 	}
 	binary.BigEndian.PutUint16(buf[n:], src.Port())
-	mac(dst, c.secret[:], buf[:n+2])
+	key.sum(dst, buf[:n+2])
 }
 
 // secretValid reports whether the secret exists and is younger than
 // CookieRefreshTime at now. c.mu must be held.
 func (c *CookieChecker) secretValid(now time.Time) bool {
-	return !c.secretSet.IsZero() && now.Sub(c.secretSet) < CookieRefreshTime && !now.Before(c.secretSet)
+	return !c.setAt.IsZero() && now.Sub(c.setAt) < CookieRefreshTime && !now.Before(c.setAt)
 }
 
 // CheckMAC2 reports whether msg carries a mac2 made with the cookie of src
@@ -98,16 +116,19 @@ func (c *CookieChecker) CheckMAC2(msg []byte, src netip.AddrPort, now time.Time)
 	if !ok {
 		return false
 	}
-	var cookie [cookieSize]byte
 	c.mu.Lock()
 	if !c.secretValid(now) {
 		c.mu.Unlock()
 		return false
 	}
-	c.cookieFor(&cookie, src)
+	key := c.secKey
 	c.mu.Unlock()
+	var cookie [cookieSize]byte
+	cookieFor(&cookie, &key, src)
 	var want [macSize]byte
-	mac(&want, cookie[:], msg[:o2])
+	macWith(&want, cookie[:], msg[:o2])
+	setZero(cookie[:])
+	clear(key.h[:])
 	return subtle.ConstantTimeCompare(want[:], msg[o2:]) == 1
 }
 
@@ -117,39 +138,79 @@ func (c *CookieChecker) CheckMAC2(msg []byte, src netip.AddrPort, now time.Time)
 // local public key) with msg's mac1 as associated data. The secret is
 // replaced first if it is missing or older than CookieRefreshTime at now.
 func (c *CookieChecker) CreateReply(msg []byte, receiver uint32, src netip.AddrPort, now time.Time) (MessageCookieReply, error) {
+	var b [MessageCookieReplySize]byte
+	if err := c.writeReply(&b, msg, receiver, src, now); err != nil {
+		return MessageCookieReply{}, err
+	}
 	var reply MessageCookieReply
+	if err := reply.Unmarshal(b[:]); err != nil {
+		panic("noise: a marshaled cookie reply does not parse: " + err.Error())
+	}
+	return reply, nil
+}
+
+// WriteReply writes the cookie reply to msg, a whole marshaled initiation
+// or response from src, into dst, addressed to msg's sender index. It is
+// CreateReply and MarshalTo in one, without allocating.
+func (c *CookieChecker) WriteReply(dst *[MessageCookieReplySize]byte, msg []byte, src netip.AddrPort, now time.Time) error {
+	if len(msg) < 8 {
+		return fmt.Errorf("%w: %d bytes is too short for a handshake message", ErrMalformed, len(msg))
+	}
+	return c.writeReply(dst, msg, binary.LittleEndian.Uint32(msg[4:8]), src, now)
+}
+
+func (c *CookieChecker) writeReply(dst *[MessageCookieReplySize]byte, msg []byte, receiver uint32, src netip.AddrPort, now time.Time) error {
 	o1, o2, ok := macOffsets(msg)
 	if !ok {
-		return reply, fmt.Errorf("%w: %d bytes is too short for a handshake message", ErrMalformed, len(msg))
+		return fmt.Errorf("%w: %d bytes is too short for a handshake message", ErrMalformed, len(msg))
 	}
-	var cookie [cookieSize]byte
-	defer setZero(cookie[:])
+	putHeader(dst[:], MessageCookieReplyType)
+	binary.LittleEndian.PutUint32(dst[4:8], receiver)
+	nonce := dst[8 : 8+chacha20poly1305.NonceSizeX]
+	sealed := dst[8+chacha20poly1305.NonceSizeX:]
 
 	c.mu.Lock()
 	if !c.secretValid(now) {
-		var s [blake2s.Size]byte
-		if _, err := io.ReadFull(c.rand, s[:]); err != nil {
+		if err := c.rotateLocked(now); err != nil {
 			c.mu.Unlock()
-			return reply, fmt.Errorf("noise: new cookie secret: %w", err)
+			return err
 		}
-		c.secret = s
-		c.secretSet = now
-		setZero(s[:])
 	}
-	c.cookieFor(&cookie, src)
-	_, err := io.ReadFull(c.rand, reply.Nonce[:])
+	key := c.secKey
+	// A nonce from a ChaCha8 stream seeded from rand: unique with
+	// overwhelming probability, without a system call per reply.
+	for i := 0; i < len(nonce); i += 8 {
+		binary.LittleEndian.PutUint64(nonce[i:], c.nonces.Uint64())
+	}
 	c.mu.Unlock()
-	if err != nil {
-		return MessageCookieReply{}, fmt.Errorf("noise: cookie reply nonce: %w", err)
-	}
 
-	aead, err := chacha20poly1305.NewX(c.cookieKey[:])
-	if err != nil {
-		panic("noise: xchacha20poly1305 with a 32-byte key cannot fail: " + err.Error())
+	// The cookie is computed where its ciphertext goes and sealed in
+	// place: no buffer of ours escapes into the AEAD interface.
+	cookieFor((*[cookieSize]byte)(sealed[:cookieSize]), &key, src)
+	c.aead.Seal(sealed[:0], nonce, sealed[:cookieSize], msg[o1:o2])
+	clear(key.h[:])
+	return nil
+}
+
+// rotateLocked replaces the secret and reseeds the nonces. c.mu must be
+// held.
+func (c *CookieChecker) rotateLocked(now time.Time) error {
+	var s [blake2s.Size + 32]byte
+	defer setZero(s[:])
+	if _, err := io.ReadFull(c.rand, s[:]); err != nil {
+		return fmt.Errorf("noise: new cookie secret: %w", err)
 	}
-	reply.Receiver = receiver
-	aead.Seal(reply.Cookie[:0], reply.Nonce[:], cookie[:], msg[o1:o2])
-	return reply, nil
+	copy(c.secret[:], s[:blake2s.Size])
+	c.secKey = newMACKey(c.secret[:])
+	seed := [32]byte(s[blake2s.Size:])
+	if c.nonces == nil {
+		c.nonces = mrand.NewChaCha8(seed)
+	} else {
+		c.nonces.Seed(seed)
+	}
+	setZero(seed[:])
+	c.setAt = now
+	return nil
 }
 
 // CookieGenerator is the sending side of the MAC scheme for one peer: it

@@ -249,7 +249,7 @@ func TestCreateReplyRandError(t *testing.T) {
 	resp := mustKey(t, testRand(35)).PublicKey()
 	checker := NewCookieChecker(resp, bytes.NewReader(make([]byte, 40)))
 	m := testInitiationBytes(1)
-	// 32 bytes of secret and 8 of the 24-byte nonce: fails cleanly.
+	// Less than the secret and the nonce seed: fails cleanly.
 	if _, err := checker.CreateReply(m, 1, netip.MustParseAddrPort("192.0.2.1:1"), epoch); err == nil {
 		t.Fatal("CreateReply succeeded with an exhausted random source")
 	}

@@ -98,6 +98,7 @@ type LinuxBind struct {
 	// freeBatches holds send scratch space for reuse; a channel rather than
 	// a sync.Pool so that garbage collections do not empty it.
 	freeBatches chan *sendBatch
+	freeMulti   chan *multiBatch // the same for SendTo
 
 	stale   atomic.Pointer[staleSource] // a source address refused lately
 	nowNano func() int64                // clock of stale; tests replace it
@@ -126,7 +127,7 @@ func NewLinuxBind(cfg LinuxBindConfig) *LinuxBind {
 	if cfg.GROBuffers <= 0 {
 		cfg.GROBuffers = defaultGROBuffers
 	}
-	return &LinuxBind{cfg: cfg, freeBatches: make(chan *sendBatch, 16), nowNano: monotonicNano}
+	return &LinuxBind{cfg: cfg, freeBatches: make(chan *sendBatch, 16), freeMulti: make(chan *multiBatch, 4), nowNano: monotonicNano}
 }
 
 // Stats returns the drop and fallback counters.
@@ -387,37 +388,51 @@ var sendmmsg = func(fd uintptr, msgs []mmsghdr) (int, unix.Errno) {
 // write runs sendmmsg on the pending messages; it returns false when the
 // socket is full and the poller should wait.
 func (sb *sendBatch) write(fd uintptr) bool {
+	n, done, err := writeMsgs(fd, sb.msgs[sb.start:sb.end])
+	if done {
+		sb.sent, sb.errno = n, err
+	}
+	return done
+}
+
+// writeMsgs runs sendmmsg on msgs, again after an interruption. It returns
+// the number sent or the error of the first message not sent, and done
+// false when the socket is full and the poller should wait.
+func writeMsgs(fd uintptr, msgs []mmsghdr) (n int, done bool, err error) {
 	for {
-		n, e := sendmmsg(fd, sb.msgs[sb.start:sb.end])
+		n, e := sendmmsg(fd, msgs)
 		switch e {
 		case 0:
-			sb.sent, sb.errno = int(n), nil
-			return true
+			return n, true, nil
 		case unix.EINTR:
 			continue
 		case unix.EAGAIN:
-			return false
+			return 0, false, nil
 		default:
-			sb.sent, sb.errno = 0, e
-			return true
+			return 0, true, e
 		}
 	}
 }
 
 func (sb *sendBatch) setName(dst netip.AddrPort, ifIndex int32) {
+	sb.nameLen = putSockaddr(&sb.name, dst, ifIndex)
+}
+
+// putSockaddr writes dst as a socket address into name (room for either
+// family) and returns its length.
+func putSockaddr(name *unix.RawSockaddrInet6, dst netip.AddrPort, ifIndex int32) uint32 {
 	if dst.Addr().Is4() {
-		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sb.name))
+		sa := (*unix.RawSockaddrInet4)(unsafe.Pointer(name))
 		*sa = unix.RawSockaddrInet4{Family: unix.AF_INET, Addr: dst.Addr().As4()}
 		binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sa.Port))[:], dst.Port())
-		sb.nameLen = unix.SizeofSockaddrInet4
-		return
+		return unix.SizeofSockaddrInet4
 	}
-	sb.name = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: dst.Addr().As16()}
-	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&sb.name.Port))[:], dst.Port())
+	*name = unix.RawSockaddrInet6{Family: unix.AF_INET6, Addr: dst.Addr().As16()}
+	binary.BigEndian.PutUint16((*[2]byte)(unsafe.Pointer(&name.Port))[:], dst.Port())
 	if dst.Addr().IsLinkLocalUnicast() || dst.Addr().IsLinkLocalMulticast() {
-		sb.name.Scope_id = uint32(ifIndex)
+		name.Scope_id = uint32(ifIndex)
 	}
-	sb.nameLen = unix.SizeofSockaddrInet6
+	return unix.SizeofSockaddrInet6
 }
 
 // build fills messages for bufs[pos:] until bufs or the message array run
