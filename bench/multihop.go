@@ -290,6 +290,33 @@ func (m *mhNet) startClient(ctx context.Context, im *impl, variant string, round
 	return cl, nil
 }
 
+// relayTicks returns the CPU ticks of each relay daemon so far (0 for
+// one that cannot be read).
+func (m *mhNet) relayTicks() []uint64 {
+	t := make([]uint64, len(m.relays))
+	for i, p := range m.relays {
+		t[i], _ = p.cpuTicks()
+	}
+	return t
+}
+
+// relayCPU describes the relays' CPU time per GB since before, for the
+// log: the relays are gotatun in every variant, so it shows what each
+// client variant costs them.
+func (m *mhNet) relayCPU(before []uint64, bytes float64) string {
+	if bytes <= 0 {
+		return ""
+	}
+	out := ""
+	for i, after := range m.relayTicks() {
+		if after < before[i] {
+			return ""
+		}
+		out += fmt.Sprintf(", %s relay %.2f s/GB", [...]string{"entry", "exit"}[min(i, 1)], float64(after-before[i])/clockTicksPerSecond/(bytes/1e9))
+	}
+	return out
+}
+
 // measureMultihop runs the multihop comparison in interleaved rounds.
 func measureMultihop(ctx context.Context, p plan, gt, wg *impl, work string, logf func(string, ...any), res samples) (err error) {
 	m := newMHNet()
@@ -312,6 +339,7 @@ func measureMultihop(ctx context.Context, p plan, gt, wg *impl, work string, log
 					return err
 				}
 				before, err := cl.cpuTicks()
+				relaysBefore := m.relayTicks()
 				if err == nil {
 					var r iperfResult
 					r, err = nb.iperf(ctx, iperfSpec{dst: mhExitTunnel + "1", streams: 1, seconds: p.TCPSeconds})
@@ -319,7 +347,7 @@ func measureMultihop(ctx context.Context, p plan, gt, wg *impl, work string, log
 						var after uint64
 						after, err = cl.cpuTicks()
 						tput[im.name+variant] = mbps(r)
-						logf("  multihop round %d: %s %s: %.0f Mbit/s", round, im.name, variant, mbps(r))
+						logf("  multihop round %d: %s %s: %.0f Mbit/s%s", round, im.name, variant, mbps(r), m.relayCPU(relaysBefore, r.Bytes))
 						if variant == mhVariantTwice && err == nil {
 							if r.Bytes <= 0 {
 								err = errors.New("no bytes moved")

@@ -3,13 +3,17 @@ package multihop
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	mrand "math/rand/v2"
 	"net/netip"
+	"runtime"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/gotatun/gotatun/transport"
+	"github.com/gotatun/gotatun/tun"
 )
 
 // waitForReader waits until the pipe's reader is parked on an empty queue.
@@ -138,4 +142,162 @@ func TestHandoffKeepsOrder(t *testing.T) {
 		}
 	}
 	wg.Wait()
+}
+
+// batchReader is the entry device's side of ReadFunc and PollFunc in
+// tests: it records the datagram sequence numbers it is handed.
+type batchReader struct {
+	mu    sync.Mutex
+	bufs  [][]byte
+	sizes []int
+	got   []uint32
+	calls int
+}
+
+func newBatchReader(n int) *batchReader {
+	r := &batchReader{bufs: make([][]byte, n), sizes: make([]int, n)}
+	for i := range r.bufs {
+		r.bufs[i] = make([]byte, 100)
+	}
+	return r
+}
+
+// handle runs with the pipe's read lock held, as the device's does.
+func (r *batchReader) handle(n int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls++
+	for i := range n {
+		pkt := r.bufs[i][16 : 16+r.sizes[i]]
+		r.got = append(r.got, binary.BigEndian.Uint32(pkt[28:]))
+	}
+}
+
+func (r *batchReader) seen() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got)
+}
+
+// With the entry device waiting in ReadFunc, a Send hands its packets to
+// the device's handler itself, before it returns.
+func TestSendHandsToReadFunc(t *testing.T) {
+	p, _, _ := newTestPipe(t, nil)
+	r := newBatchReader(4)
+	done := make(chan error, 1)
+	go func() {
+		for {
+			if err := p.TUN().(tun.BatchReader).ReadFunc(r.bufs, r.sizes, 16, r.handle); err != nil {
+				done <- err
+				return
+			}
+		}
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p.readMu.Lock()
+		ready := p.handler.handle != nil
+		p.readMu.Unlock()
+		if ready {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("ReadFunc never registered its handler")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	msgs := make([][]byte, 10)
+	for i := range msgs {
+		msgs[i] = binary.BigEndian.AppendUint32(nil, uint32(i))
+	}
+	if err := p.Bind().Send(msgs, transport.Endpoint{Dst: relay4}); err != nil {
+		t.Fatal(err)
+	}
+	// Handled on this goroutine: no waiting for the reader.
+	r.mu.Lock()
+	got, calls := slices.Clone(r.got), r.calls
+	r.mu.Unlock()
+	if len(got) != 10 || calls != 3 {
+		t.Fatalf("after Send: handled %v in %d calls, want 0…9 in 3", got, calls)
+	}
+	for i, v := range got {
+		if v != uint32(i) {
+			t.Fatalf("handled %v", got)
+		}
+	}
+	if s := p.Stats(); s.Sent != 10 || s.Read != 10 {
+		t.Fatalf("stats %+v", s)
+	}
+	p.Close()
+	if err := <-done; !errors.Is(err, tun.ErrClosed) {
+		t.Fatalf("ReadFunc after Close: %v", err)
+	}
+	if err := p.Bind().Send(msgs, transport.Endpoint{Dst: relay4}); !errors.Is(err, transport.ErrClosed) {
+		t.Fatalf("Send after Close: %v", err)
+	}
+}
+
+// Senders handing packets over themselves, ReadFunc and PollFunc taking
+// queued batches: the handler sees one sender's datagrams in order.
+func TestReadFuncKeepsOrder(t *testing.T) {
+	p, _, _ := newTestPipe(t, nil)
+	br := p.TUN().(tun.BatchReader)
+	r := newBatchReader(16)
+	const total = 30000
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() {
+		defer wg.Done()
+		for {
+			if err := br.ReadFunc(r.bufs, r.sizes, 16, r.handle); err != nil {
+				return
+			}
+		}
+	}()
+	go func() { // a receive goroutine polling after its TUN writes
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			br.PollFunc(r.bufs, r.sizes, 16, r.handle)
+			runtime.Gosched()
+		}
+	}()
+	rnd := mrand.New(mrand.NewPCG(5, 6))
+	msgs := make([][]byte, 200)
+	for i := range msgs {
+		msgs[i] = make([]byte, 4)
+	}
+	for seq := uint32(0); seq < total; {
+		k := min(1+rnd.IntN(len(msgs)), total-int(seq))
+		for i := range k {
+			binary.BigEndian.PutUint32(msgs[i], seq)
+			seq++
+		}
+		if err := p.Bind().Send(msgs[:k], transport.Endpoint{Dst: relay4}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for r.seen() < total {
+		if time.Now().After(deadline) {
+			t.Fatalf("handled %d of %d datagrams", r.seen(), total)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	close(stop)
+	p.Close()
+	wg.Wait()
+	for i, v := range r.got {
+		if v != uint32(i) {
+			t.Fatalf("datagram %d handled where %d was due", v, i)
+		}
+	}
+	if s := p.Stats(); s.Sent != total || s.Read != total {
+		t.Fatalf("stats %+v", s)
+	}
 }

@@ -188,6 +188,15 @@ type readWait struct {
 	filled chan struct{}
 }
 
+// batchHandler is what the entry device passes to ReadFunc: its read
+// buffers and the function that takes a batch read into them.
+type batchHandler struct {
+	bufs   [][]byte
+	sizes  []int
+	offset int
+	handle func(n int)
+}
+
 // Pipe joins an exit device's UDP side to an entry device's TUN side.
 // It is safe for concurrent use.
 type Pipe struct {
@@ -203,9 +212,11 @@ type Pipe struct {
 
 	ipID atomic.Uint32 // last IPv4 identification used
 
-	readMu sync.Mutex // entry-side reader state
-	cur    *pktBatch
-	rw     readWait
+	readMu  sync.Mutex // entry-side reader state
+	cur     *pktBatch
+	rw      readWait
+	handler batchHandler  // the entry device's, from its last ReadFunc
+	notify  chan struct{} // a batch was queued, for ReadFunc
 
 	// waitMu orders batches queued with a waiting reader: waiter is set
 	// only while the out queue is empty, and a sender that finds it set
@@ -270,6 +281,7 @@ func NewPipe(cfg PipeConfig) (*Pipe, error) {
 	p.bind.p = p
 	p.tunDev.p = p
 	p.rw.filled = make(chan struct{}, 1)
+	p.notify = make(chan struct{}, 1)
 	p.events = make(chan tun.Event, 1)
 	p.events <- tun.EventUp
 	return p, nil
@@ -367,6 +379,88 @@ func (t *pipeTUN) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
 	}
 	p.stats.read.Add(uint64(n))
 	return n, nil
+}
+
+// ReadFunc implements tun.BatchReader. It waits without holding the read
+// lock, so that a Send that finds the lock free writes its packets into
+// the entry device's buffers and calls handle itself, on the exit
+// device's goroutine: no queue, no second copy, no wake-up. Batches are
+// queued only when another call holds the lock, and ReadFunc (or
+// whichever call takes the lock next) hands them on in order.
+func (t *pipeTUN) ReadFunc(bufs [][]byte, sizes []int, offset int, handle func(n int)) error {
+	p := t.p
+	if len(bufs) == 0 {
+		return nil
+	}
+	for {
+		select {
+		case <-p.closed:
+			return tun.ErrClosed
+		default:
+		}
+		p.readMu.Lock()
+		p.handler = batchHandler{bufs: bufs, sizes: sizes, offset: offset, handle: handle}
+		handled := p.drainLocked()
+		p.readMu.Unlock()
+		if handled {
+			return nil
+		}
+		select {
+		case <-p.notify:
+		case <-p.closed:
+			return tun.ErrClosed
+		}
+	}
+}
+
+// PollFunc implements tun.BatchReader.
+func (t *pipeTUN) PollFunc(bufs [][]byte, sizes []int, offset int, handle func(n int)) bool {
+	p := t.p
+	if len(bufs) == 0 || !p.readMu.TryLock() {
+		return false
+	}
+	defer p.readMu.Unlock()
+	p.handler = batchHandler{bufs: bufs, sizes: sizes, offset: offset, handle: handle}
+	return p.drainLocked()
+}
+
+// drainLocked hands every queued packet to the handler, a buffer-full at
+// a time, and reports whether it handled any. The caller holds readMu.
+func (p *Pipe) drainLocked() bool {
+	h := &p.handler
+	handled := false
+	for {
+		if p.cur == nil {
+			select {
+			case p.cur = <-p.out.q:
+			default:
+				return handled
+			}
+		}
+		n, took := 0, false
+		for {
+			b := p.cur
+			for b.pos < b.n && n < len(h.bufs) {
+				pkt := b.bufs[b.pos]
+				b.pos++
+				took = true
+				if len(pkt) > len(h.bufs[n])-h.offset {
+					p.stats.readTooBig.Add(1)
+					continue
+				}
+				h.sizes[n] = copy(h.bufs[n][h.offset:], pkt)
+				n++
+			}
+			if !p.out.advance(&p.cur, n < len(h.bufs), nil) {
+				break
+			}
+		}
+		if took {
+			p.stats.read.Add(uint64(n))
+			h.handle(n) // 0 when nothing fitted: the device may grow its buffers
+			handled = true
+		}
+	}
 }
 
 // next makes the next queued batch p.cur or, with none queued, waits for
