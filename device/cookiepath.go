@@ -21,11 +21,11 @@ import (
 const (
 	// cookieReplyRate is the most cookie replies per second the device
 	// sends, and cookieReplyBurst how many it may send at once after a
-	// quiet spell. A reply costs the device about 1.8 µs of CPU on a
-	// 2-core Xeon VM (mac1 and mac2 checks, the cookie MAC,
-	// XChaCha20-Poly1305 of 16 bytes; BenchmarkCookieReplyBatch), so
-	// 100,000 replies a second is at most a fifth of a core, the kernel's
-	// receive and send work aside. A legitimate initiator's chance of being answered
+	// quiet spell. A reply costs the device 0.8 to 1.6 µs of CPU on a
+	// busy 2-core Xeon VM (mac1 check, the cookie MAC, XChaCha20-Poly1305
+	// of 16 bytes; BenchmarkCookieReplyBatch), so 100,000 replies a second
+	// is at most a sixth of a core, the kernel's receive and send work
+	// aside. A legitimate initiator's chance of being answered
 	// is this rate over the flood's, so the budget is as high as the CPU
 	// bound allows rather than tight.
 	cookieReplyRate  = 100_000

@@ -27,108 +27,112 @@ type inbound struct {
 	frag    fragment
 }
 
-// classify parses an IP packet written by the entry device. Checksums are
+// classify parses an IP packet written by the entry device into in. Checksums are
 // not checked: the packet was authenticated by the entry tunnel's AEAD,
 // and the exit tunnel's AEAD authenticates the payload again.
-func (p *Pipe) classify(pkt []byte) (verdict, inbound) {
+func (p *Pipe) classify(pkt []byte, in *inbound) verdict {
 	if len(pkt) == 0 {
-		return vMalformed, inbound{}
+		return vMalformed
 	}
 	switch pkt[0] >> 4 {
 	case 4:
 		if len(pkt) < ipv4Header {
-			return vMalformed, inbound{}
+			return vMalformed
 		}
 		hl := int(pkt[0]&0x0f) * 4
 		tl := int(binary.BigEndian.Uint16(pkt[2:4]))
 		if hl < ipv4Header || tl < hl || tl > len(pkt) {
-			return vMalformed, inbound{}
+			return vMalformed
 		}
 		pkt = pkt[:tl]
 		if pkt[9] != protoUDP {
-			return vNotUDP, inbound{}
+			return vNotUDP
 		}
 		dst := netip.AddrFrom4([4]byte(pkt[16:20]))
 		if dst != p.src4 {
-			return vWrongAddr, inbound{}
+			return vWrongAddr
 		}
 		if ff := binary.BigEndian.Uint16(pkt[6:8]); ff&0x3fff != 0 { // MF or an offset
-			return vFragment, inbound{frag: fragment{
+			in.frag = fragment{
 				key:  fragKey{src: netip.AddrFrom4([4]byte(pkt[12:16])), dst: dst, id: uint32(binary.BigEndian.Uint16(pkt[4:6]))},
 				off:  int(ff&0x1fff) * 8,
 				more: ff&0x2000 != 0,
 				data: pkt[hl:],
 				max:  maxIPLen - hl,
-			}}
+			}
+			return vFragment
 		}
-		return parseUDP(pkt[hl:], netip.AddrFrom4([4]byte(pkt[12:16])))
+		return parseUDP(pkt[hl:], netip.AddrFrom4([4]byte(pkt[12:16])), in)
 	case 6:
 		if len(pkt) < ipv6Header {
-			return vMalformed, inbound{}
+			return vMalformed
 		}
 		tl := ipv6Header + int(binary.BigEndian.Uint16(pkt[4:6]))
 		if tl > len(pkt) {
-			return vMalformed, inbound{}
+			return vMalformed
 		}
 		pkt = pkt[:tl]
 		if pkt[6] != protoUDP && pkt[6] != protoFragment6 {
-			return vNotUDP, inbound{}
+			return vNotUDP
 		}
 		dst := netip.AddrFrom16([16]byte(pkt[24:40]))
 		if dst != p.src6 {
-			return vWrongAddr, inbound{}
+			return vWrongAddr
 		}
 		src := netip.AddrFrom16([16]byte(pkt[8:24]))
 		if pkt[6] == protoUDP {
-			return parseUDP(pkt[ipv6Header:], src)
+			return parseUDP(pkt[ipv6Header:], src, in)
 		}
 		// A fragment header right after the fixed one; other extension
 		// headers before it are not supported.
 		if len(pkt) < ipv6Header+fragHeader6 {
-			return vMalformed, inbound{}
+			return vMalformed
 		}
 		fh := pkt[ipv6Header : ipv6Header+fragHeader6]
 		if fh[0] != protoUDP {
-			return vNotUDP, inbound{}
+			return vNotUDP
 		}
 		of := binary.BigEndian.Uint16(fh[2:4])
 		if of&^7 == 0 && of&1 == 0 { // an atomic fragment: a whole datagram
-			return parseUDP(pkt[ipv6Header+fragHeader6:], src)
+			return parseUDP(pkt[ipv6Header+fragHeader6:], src, in)
 		}
-		return vFragment, inbound{frag: fragment{
+		in.frag = fragment{
 			key:  fragKey{src: src, dst: dst, id: binary.BigEndian.Uint32(fh[4:8])},
 			off:  int(of &^ 7),
 			more: of&1 != 0,
 			data: pkt[ipv6Header+fragHeader6:],
 			max:  maxIPLen,
-		}}
+		}
+		return vFragment
 	}
-	return vMalformed, inbound{}
+	return vMalformed
 }
 
 // parseUDP parses a UDP header and payload from src.
-func parseUDP(u []byte, src netip.Addr) (verdict, inbound) {
+func parseUDP(u []byte, src netip.Addr, in *inbound) verdict {
 	if len(u) < udpHeader {
-		return vMalformed, inbound{}
+		return vMalformed
 	}
 	ulen := int(binary.BigEndian.Uint16(u[4:6]))
 	if ulen < udpHeader || ulen > len(u) {
-		return vMalformed, inbound{}
+		return vMalformed
 	}
-	return vDeliver, inbound{
-		src:     netip.AddrPortFrom(src, binary.BigEndian.Uint16(u[0:2])),
-		dport:   binary.BigEndian.Uint16(u[2:4]),
-		payload: u[udpHeader:ulen],
-	}
+	in.src = netip.AddrPortFrom(src, binary.BigEndian.Uint16(u[0:2]))
+	in.dport = binary.BigEndian.Uint16(u[2:4])
+	in.payload = u[udpHeader:ulen]
+	return vDeliver
 }
 
 // deliver queues the UDP payloads among bufs[i][offset:] addressed to the
 // pipe for the exit device, and counts and drops everything else.
 func (p *Pipe) deliver(bufs [][]byte, offset int) {
 	st := p.bind.open.Load()
-	var batch *pktBatch
+	var (
+		batch *pktBatch
+		in    inbound // filled in place: large, and copied for nothing if returned
+	)
 	for _, b := range bufs {
-		v, in := p.classify(b[offset:])
+		v := p.classify(b[offset:], &in)
 		var reasm *fragEntry
 		if v == vFragment {
 			p.stats.fragments.Add(1)
@@ -138,7 +142,7 @@ func (p *Pipe) deliver(bufs [][]byte, offset int) {
 				p.frag.mu.Unlock()
 				continue
 			}
-			v, in = parseUDP(reasm.data[:reasm.total], reasm.key.src)
+			v = parseUDP(reasm.data[:reasm.total], reasm.key.src, &in)
 			p.stats.reassembled.Add(1)
 		}
 		switch {

@@ -308,6 +308,12 @@ func (p *Pipe) Close() error {
 		close(p.closed)
 		close(p.events)
 		p.bind.Close()
+		// A Send may be running the entry device's handler: let it
+		// finish, so the device, once its TUN is closed, sees no more
+		// packets. No new one starts: sendDirect checks closed under
+		// the lock.
+		p.readMu.Lock()
+		p.readMu.Unlock()
 	})
 	return nil
 }

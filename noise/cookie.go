@@ -116,6 +116,12 @@ func (c *CookieChecker) CheckMAC2(msg []byte, src netip.AddrPort, now time.Time)
 	if !ok {
 		return false
 	}
+	// A sender without a cookie leaves mac2 zero, as every message of a
+	// flood from spoofed addresses does: no need to compute what it would
+	// have to be (a real mac2 is zero with probability 2^-128).
+	if isZero(msg[o2:]) {
+		return false
+	}
 	c.mu.Lock()
 	if !c.secretValid(now) {
 		c.mu.Unlock()
