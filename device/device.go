@@ -66,8 +66,9 @@ type Options struct {
 	// tunnel (after routing) or comes out of it (after the allowed-IPs
 	// check). Nil, the default, costs nothing.
 	Capture Capture
-	// XCrypto forces golang.org/x/crypto for ChaCha20-Poly1305 and X25519
-	// instead of our AVX-512 AEAD and X25519 ladder, as GOTATUN_CRYPTO=xcrypto
+	// XCrypto forces golang.org/x/crypto for ChaCha20-Poly1305, X25519 and
+	// the BLAKE2s MACs instead of our AVX-512 AEAD, X25519 ladder and
+	// stack-only BLAKE2s, as GOTATUN_CRYPTO=xcrypto
 	// or -tags purego do. It is process-wide and stays on once set.
 	XCrypto bool
 }

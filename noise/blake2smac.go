@@ -3,12 +3,18 @@ package noise
 import (
 	"encoding/binary"
 	"math/bits"
+
+	"github.com/gotatun/gotatun/internal/cryptoimpl"
+	"golang.org/x/crypto/blake2s"
 )
 
 // Keyed BLAKE2s-128 (RFC 7693) for mac1, mac2 and cookies, computed on the
 // stack. golang.org/x/crypto/blake2s only offers keyed hashing through a
 // heap-allocated hash.Hash, and a device under a handshake flood computes
-// three of these MACs per cookie reply.
+// three of these MACs per cookie reply. Checked against RFC 7693's
+// self-test and x/crypto (blake2smac_test.go); when x/crypto is forced
+// (GOTATUN_CRYPTO=xcrypto, device.Options.XCrypto, -tags purego) every MAC
+// goes through x/crypto instead.
 
 var blake2sIV = [8]uint32{
 	0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a,
@@ -31,9 +37,12 @@ var blake2sSigma = [10][16]byte{
 const blake2sBlock = 64
 
 // macKey is the BLAKE2s-128 state after absorbing a key block, so that a
-// fixed key (mac1's) is processed once rather than per message.
+// fixed key (mac1's) is processed once rather than per message. It keeps
+// the key too, for x/crypto when that is forced (internal/cryptoimpl).
 type macKey struct {
-	h [8]uint32
+	h   [8]uint32
+	key [32]byte
+	n   uint8 // key length
 }
 
 // newMACKey prepares key (1 to 32 bytes) for keyed BLAKE2s-128.
@@ -41,20 +50,84 @@ func newMACKey(key []byte) macKey {
 	if len(key) == 0 || len(key) > 32 {
 		panic("noise: blake2s MAC key of invalid size")
 	}
-	var k macKey
-	k.h = blake2sIV
-	k.h[0] ^= 0x01010000 ^ uint32(len(key))<<8 ^ macSize
-	var block [blake2sBlock]byte
-	copy(block[:], key)
-	blake2sCompress(&k.h, &block, blake2sBlock, false)
-	clear(block[:])
+	k := macKey{n: uint8(len(key))}
+	copy(k.key[:], key)
+	k.h, _ = blake2sStart(key, macSize)
 	return k
 }
 
 // sum writes the MAC of data under k to dst.
 func (k *macKey) sum(dst *[macSize]byte, data []byte) {
-	h := k.h
-	t := uint64(blake2sBlock) // the key block
+	if cryptoimpl.XCrypto() {
+		xcryptoMAC(dst, k.key[:k.n], data)
+		return
+	}
+	if len(data) == 0 {
+		blake2sSum(dst[:], k.key[:k.n], nil) // the key block is the last
+		return
+	}
+	blake2sFinish(dst[:], k.h, blake2sBlock, data)
+}
+
+// macWith computes the keyed BLAKE2s-128 of data under key (16 or 32 bytes).
+func macWith(dst *[macSize]byte, key []byte, data []byte) {
+	if cryptoimpl.XCrypto() {
+		xcryptoMAC(dst, key, data)
+		return
+	}
+	blake2sSum(dst[:], key, data)
+}
+
+// blake2sSum writes the BLAKE2s digest of data under key (none, or 1 to 32
+// bytes) to dst (1 to 32 bytes: the digest length).
+func blake2sSum(dst, key, data []byte) {
+	if len(key) > 0 && len(data) == 0 {
+		// RFC 7693 3.3: the padded key is then the only, and last, block.
+		h := blake2sIV
+		h[0] ^= 0x01010000 ^ uint32(len(key))<<8 ^ uint32(len(dst))
+		var block [blake2sBlock]byte
+		copy(block[:], key)
+		blake2sCompress(&h, &block, blake2sBlock, true)
+		clear(block[:])
+		blake2sOutput(dst, &h)
+		return
+	}
+	h, t := blake2sStart(key, len(dst))
+	blake2sFinish(dst, h, t, data)
+}
+
+// xcryptoMAC is macWith on golang.org/x/crypto/blake2s, which allocates.
+func xcryptoMAC(dst *[macSize]byte, key []byte, data []byte) {
+	// Copies of key, data and the digest, so that handing them to x/crypto's hash does
+	// not move the callers' stack buffers to the heap on the fast path.
+	m, err := blake2s.New128(append([]byte(nil), key...))
+	if err != nil {
+		panic("noise: blake2s MAC key of invalid size: " + err.Error())
+	}
+	m.Write(append([]byte(nil), data...))
+	copy(dst[:], m.Sum(nil))
+}
+
+// blake2sStart returns the BLAKE2s state for a digest of outLen bytes (1
+// to 32) under key (none, or 1 to 32 bytes), with the key block absorbed,
+// and the byte count so far.
+func blake2sStart(key []byte, outLen int) (h [8]uint32, t uint64) {
+	h = blake2sIV
+	h[0] ^= 0x01010000 ^ uint32(len(key))<<8 ^ uint32(outLen)
+	if len(key) == 0 {
+		return h, 0
+	}
+	var block [blake2sBlock]byte
+	copy(block[:], key)
+	blake2sCompress(&h, &block, blake2sBlock, false)
+	clear(block[:])
+	return h, blake2sBlock
+}
+
+// blake2sFinish absorbs data into h (t bytes so far) and writes the first
+// len(dst) bytes of the digest to dst. After a key block, data must not be
+// empty (blake2sSum handles that case).
+func blake2sFinish(dst []byte, h [8]uint32, t uint64, data []byte) {
 	var block [blake2sBlock]byte
 	for len(data) > blake2sBlock {
 		t += blake2sBlock
@@ -64,16 +137,20 @@ func (k *macKey) sum(dst *[macSize]byte, data []byte) {
 	n := copy(block[:], data)
 	t += uint64(n)
 	blake2sCompress(&h, &block, t, true)
-	for i := range macSize / 4 {
-		binary.LittleEndian.PutUint32(dst[4*i:], h[i])
-	}
 	clear(block[:])
+	blake2sOutput(dst, &h)
 }
 
-// macWith computes the keyed BLAKE2s-128 of data under key (16 or 32 bytes).
-func macWith(dst *[macSize]byte, key []byte, data []byte) {
-	k := newMACKey(key)
-	k.sum(dst, data)
+// blake2sOutput writes the first len(dst) bytes of the digest in h to dst
+// and clears h.
+func blake2sOutput(dst []byte, h *[8]uint32) {
+	var out [32]byte
+	for i := range h {
+		binary.LittleEndian.PutUint32(out[4*i:], h[i])
+	}
+	copy(dst, out[:])
+	clear(out[:])
+	clear(h[:])
 }
 
 func blake2sCompress(h *[8]uint32, block *[blake2sBlock]byte, t uint64, last bool) {

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotatun/gotatun/internal/cryptoimpl"
 	"golang.org/x/crypto/blake2s"
 )
 
@@ -164,4 +165,94 @@ func BenchmarkCookieChecker(b *testing.B) {
 			c.WriteReply(&out, m, src, epoch)
 		}
 	})
+}
+
+// rfc7693Seq is the deterministic byte sequence of RFC 7693 Appendix E
+// (a Fibonacci generator seeded with seed).
+func rfc7693Seq(n int, seed uint32) []byte {
+	out := make([]byte, n)
+	a, b := 0xDEAD4BAD*seed, uint32(1)
+	for i := range out {
+		a, b = b, a+b
+		out[i] = byte(b >> 24)
+	}
+	return out
+}
+
+// TestBLAKE2sRFC7693SelfTest runs RFC 7693 Appendix E's BLAKE2s self-test
+// on our implementation: unkeyed and keyed digests of 16, 20, 28 and 32
+// bytes over inputs of 0 to 1024 bytes, all hashed into one BLAKE2s-256
+// digest that must equal the RFC's. (x/crypto offers only 16- and 32-byte
+// digests, so it cannot run this; TestMACMatchesBLAKE2s and FuzzMAC compare
+// the two.)
+func TestBLAKE2sRFC7693SelfTest(t *testing.T) {
+	want := []byte{
+		0x6a, 0x41, 0x1f, 0x08, 0xce, 0x25, 0xad, 0xcd,
+		0xfb, 0x02, 0xab, 0xa6, 0x41, 0x45, 0x1c, 0xec,
+		0x53, 0xc5, 0x98, 0xb2, 0x4f, 0x4f, 0xc7, 0x87,
+		0xfb, 0xdc, 0x88, 0x79, 0x7f, 0x4c, 0x1d, 0xfe,
+	}
+	var all []byte
+	for _, outLen := range []int{16, 20, 28, 32} {
+		for _, inLen := range []int{0, 3, 64, 65, 255, 1024} {
+			in := rfc7693Seq(inLen, uint32(inLen))
+			md := make([]byte, outLen)
+			blake2sSum(md, nil, in)
+			all = append(all, md...)
+			blake2sSum(md, rfc7693Seq(outLen, uint32(outLen)), in)
+			all = append(all, md...)
+		}
+	}
+	got := make([]byte, 32)
+	blake2sSum(got, nil, all)
+	if !bytes.Equal(got, want) {
+		t.Fatalf("grand hash %x, want %x", got, want)
+	}
+}
+
+// TestMACXCryptoSwitch: with x/crypto forced, the MACs come from x/crypto
+// and agree with ours.
+func TestMACXCryptoSwitch(t *testing.T) {
+	key := rfc7693Seq(32, 7)
+	data := rfc7693Seq(150, 9)
+	var ours, theirs [macSize]byte
+	k := newMACKey(key)
+	for _, n := range []int{0, 1, 64, 65, 150} {
+		old := cryptoimpl.Set(false)
+		k.sum(&ours, data[:n])
+		cryptoimpl.Set(true)
+		k.sum(&theirs, data[:n])
+		allocs := testing.AllocsPerRun(10, func() { k.sum(&theirs, data[:n]) })
+		cryptoimpl.Set(old)
+		if ours != theirs || !bytes.Equal(ours[:], refMAC(key, data[:n])) {
+			t.Fatalf("%d bytes: ours %x, x/crypto %x, want %x", n, ours, theirs, refMAC(key, data[:n]))
+		}
+		if allocs == 0 {
+			t.Fatalf("%d bytes: x/crypto forced but the MAC did not allocate: not x/crypto's", n)
+		}
+	}
+}
+
+// BenchmarkMAC1: mac1 over an initiation with our BLAKE2s (key block
+// absorbed once, on the stack) against x/crypto's keyed BLAKE2s-128, the
+// gain that keeps our code (crypto policy: README).
+func BenchmarkMAC1(b *testing.B) {
+	key := rfc7693Seq(32, 1)
+	msg := rfc7693Seq(MessageInitiationSize-2*macSize, 2)
+	k := newMACKey(key)
+	var dst [macSize]byte
+	for _, x := range []bool{false, true} {
+		name := "ours"
+		if x {
+			name = "x-crypto"
+		}
+		b.Run(name, func(b *testing.B) {
+			old := cryptoimpl.Set(x)
+			defer cryptoimpl.Set(old)
+			b.ReportAllocs()
+			for b.Loop() {
+				k.sum(&dst, msg)
+			}
+		})
+	}
 }

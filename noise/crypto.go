@@ -60,16 +60,7 @@ func mixHash(dst, h *[blake2s.Size]byte, data []byte) {
 
 // mac computes the keyed BLAKE2s-128 of data. key must be 16 or 32 bytes.
 func mac(dst *[macSize]byte, key []byte, data []byte) {
-	if len(data) > 0 {
-		macWith(dst, key, data) // on the stack
-		return
-	}
-	m, err := blake2s.New128(key)
-	if err != nil {
-		panic("noise: blake2s MAC key of invalid size: " + err.Error())
-	}
-	m.Write(data)
-	m.Sum(dst[:0])
+	macWith(dst, key, data)
 }
 
 // hmacOf computes HMAC-BLAKE2s(key, a || b) into dst (RFC 2104 with

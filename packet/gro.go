@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"math/bits"
-	"slices"
 )
 
 // maxUDPSegments is the most datagrams coalesced into one UDP super-packet;
@@ -36,15 +35,6 @@ type Coalescer struct {
 	flows  map[flowKey]int // flow → index in groups of its open group
 	groups []group
 	out    [][]byte
-
-	// CoalesceGather: packets are not copied but listed
-	gather   bool
-	next     []int    // next[i]: input index of the segment after input i, or -1
-	outGroup []int    // outGroup[o]: index in groups of output o's group, or -1
-	hdrs     []byte   // the headers of each super-packet
-	pieces   [][]byte // what CoalesceGather returns
-	ends     []int
-	zeroHdr  [VirtioNetHdrLen]byte
 }
 
 type flowKey struct {
@@ -67,10 +57,6 @@ type group struct {
 	id      uint16 // IPv4: identification of the first segment
 	psh     bool   // TCP: the last segment carried PSH
 	closed  bool   // no more segments may be added
-
-	// CoalesceGather
-	size       int // bytes in the super-packet
-	first, end int // input indices of the first and last segment
 }
 
 // pktInfo is what classify learns about a packet.
@@ -156,62 +142,6 @@ func (c *Coalescer) CoalesceInto(pkts, slots [][]byte, offset int, udp bool) (ou
 	return c.out, used, nil
 }
 
-// maxGatherSegments keeps a gathered super-packet within the 1024 pieces
-// one writev takes (UIO_MAXIOV), its header piece included.
-const maxGatherSegments = 1023
-
-// gatherHdrSize holds a virtio-net header and the IP and transport
-// headers of a super-packet (at most 60 bytes each).
-const gatherHdrSize = VirtioNetHdrLen + 60 + 60
-
-// CoalesceGather is CoalesceInto for a writer that gathers each output
-// from several pieces (writev), so that nothing is copied: pkts[i] is a
-// whole packet, never written to, and outputs are read from where the
-// packets are. Output o is pieces[ends[o-1]:ends[o]] (from 0 for the
-// first), a virtio-net header followed by the packet's bytes; for a
-// super-packet, the header piece also holds the rewritten IP and
-// transport headers, and the rest are the segments' payloads. Every
-// packet is taken. The returned slices alias the Coalescer and pkts and
-// are valid until the next call.
-func (c *Coalescer) CoalesceGather(pkts [][]byte, udp bool) (pieces [][]byte, ends []int) {
-	c.gather = true
-	c.next = slices.Grow(c.next[:0], len(pkts))[:len(pkts)]
-	c.coalesce(pkts, nil, 0, udp)
-	c.gather = false
-	c.pieces, c.ends = c.pieces[:0], c.ends[:0]
-	if n := len(c.out) * gatherHdrSize; len(c.hdrs) < n {
-		c.hdrs = make([]byte, n)
-	}
-	c.outGroup = slices.Grow(c.outGroup[:0], len(c.out))[:len(c.out)]
-	for o := range c.outGroup {
-		c.outGroup[o] = -1
-	}
-	for gi := range c.groups {
-		if c.groups[gi].segs > 1 {
-			c.outGroup[c.groups[gi].out] = gi
-		}
-	}
-	for o, pkt := range c.out {
-		gi := c.outGroup[o]
-		if gi < 0 {
-			c.pieces = append(c.pieces, c.zeroHdr[:], pkt)
-			c.ends = append(c.ends, len(c.pieces))
-			continue
-		}
-		g := &c.groups[gi]
-		hl := g.l4 + g.l4Len
-		h := c.hdrs[o*gatherHdrSize : o*gatherHdrSize+VirtioNetHdrLen+hl]
-		copy(h[VirtioNetHdrLen:], pkt[:hl])
-		c.finishAt(g, h[VirtioNetHdrLen:], g.size, h[:VirtioNetHdrLen])
-		c.pieces = append(c.pieces, h, pkt[hl:])
-		for i := c.next[g.first]; i >= 0; i = c.next[i] {
-			c.pieces = append(c.pieces, pkts[i][hl:])
-		}
-		c.ends = append(c.ends, len(c.pieces))
-	}
-	return c.pieces, c.ends
-}
-
 // coalesce does the work of Coalesce (slots nil: packets are at
 // bufs[i][offset:] and grow in place) and CoalesceInto (bufs[i] is the
 // packet, copied into the next slot when it starts an output). It returns
@@ -225,13 +155,10 @@ func (c *Coalescer) coalesce(bufs, slots [][]byte, offset int, udp bool) int {
 	c.out = c.out[:0]
 	c.groups = c.groups[:0]
 	used := 0
-	for i, b := range bufs {
+	for _, b := range bufs {
 		pkt := b
-		if slots == nil && !c.gather {
+		if slots == nil {
 			pkt = b[offset:]
-		}
-		if c.gather {
-			c.next[i] = -1
 		}
 		// Packets to be copied have their transport checksum checked
 		// as they are copied, so they are read once.
@@ -239,7 +166,7 @@ func (c *Coalescer) coalesce(bufs, slots [][]byte, offset int, udp bool) int {
 		if kind != kindOther {
 			if gi, ok := c.flows[key]; ok {
 				if kind == kindCandidate {
-					switch c.tryAppend(&c.groups[gi], pkt, &info, offset, i) {
+					switch c.tryAppend(&c.groups[gi], pkt, &info, offset) {
 					case appended:
 						used++
 						continue
@@ -274,7 +201,7 @@ func (c *Coalescer) coalesce(bufs, slots [][]byte, offset int, udp bool) int {
 			g := group{
 				out: len(c.out), l4: info.l4, l4Len: info.l4Len, proto: info.proto, v6: info.v6,
 				gsoSize: info.payload, segs: 1, nextSeq: info.seq + uint32(info.payload), id: info.id,
-				psh: info.flags&TCPFlagPSH != 0, size: len(pkt), first: i, end: i,
+				psh: info.flags&TCPFlagPSH != 0,
 			}
 			g.closed = g.psh
 			c.groups = append(c.groups, g)
@@ -284,9 +211,6 @@ func (c *Coalescer) coalesce(bufs, slots [][]byte, offset int, udp bool) int {
 		}
 		c.out = append(c.out, b)
 		used++
-	}
-	if c.gather {
-		return used
 	}
 	for _, b := range c.out {
 		clear(b[offset-VirtioNetHdrLen : offset])
@@ -372,17 +296,17 @@ func (info *pktInfo) checkSum(pkt []byte, dataSum uint64) bool {
 }
 
 // tryAppend adds pkt's payload to group g if pkt continues it.
-func (c *Coalescer) tryAppend(g *group, pkt []byte, info *pktInfo, offset, idx int) appendResult {
+func (c *Coalescer) tryAppend(g *group, pkt []byte, info *pktInfo, offset int) appendResult {
 	if g.closed || info.l4 != g.l4 || info.l4Len != g.l4Len || info.payload > g.gsoSize {
 		return notAppended
 	}
-	if (g.proto == ProtoUDP && g.segs >= maxUDPSegments) || (c.gather && g.segs >= maxGatherSegments) {
+	if g.proto == ProtoUDP && g.segs >= maxUDPSegments {
 		return notAppended
 	}
 	buf := c.out[g.out]
 	head := buf[offset:]
-	newLen := g.size + info.payload
-	if newLen > maxSuperPacket || (!c.gather && offset+newLen > cap(buf)) {
+	newLen := len(head) + info.payload
+	if newLen > maxSuperPacket || offset+newLen > cap(buf) {
 		return notAppended
 	}
 	// IP headers equal but for lengths, checksum and identification.
@@ -407,11 +331,8 @@ func (c *Coalescer) tryAppend(g *group, pkt []byte, info *pktInfo, offset, idx i
 			return notAppended
 		}
 	}
-	if c.gather {
-		// Checksum checked by classify; the payload stays where it is.
-		c.next[g.end] = idx
-		g.end = idx
-	} else if buf = buf[:offset+newLen]; info.sumLater {
+	buf = buf[:offset+newLen]
+	if info.sumLater {
 		// Written past the end of the super-packet until checked.
 		if !info.checkSum(pkt, copySum(buf[offset+len(head):], pkt[l4+g.l4Len:], 0)) {
 			return badChecksum
@@ -419,10 +340,7 @@ func (c *Coalescer) tryAppend(g *group, pkt []byte, info *pktInfo, offset, idx i
 	} else {
 		copy(buf[offset+len(head):], pkt[l4+g.l4Len:])
 	}
-	if !c.gather {
-		c.out[g.out] = buf
-	}
-	g.size = newLen
+	c.out[g.out] = buf
 	g.segs++
 	g.nextSeq += uint32(info.payload)
 	if info.payload < g.gsoSize {
@@ -438,12 +356,7 @@ func (c *Coalescer) tryAppend(g *group, pkt []byte, info *pktInfo, offset, idx i
 // super-packet and writes its virtio-net header.
 func (c *Coalescer) finish(g *group, offset int) {
 	buf := c.out[g.out]
-	c.finishAt(g, buf[offset:], len(buf)-offset, buf[offset-VirtioNetHdrLen:offset])
-}
-
-// finishAt rewrites the headers at the start of pkt for a super-packet of
-// total bytes and writes its virtio-net header into vh.
-func (c *Coalescer) finishAt(g *group, pkt []byte, total int, vh []byte) {
+	pkt := buf[offset:]
 	l4 := g.l4
 	var src, dst []byte
 	h := VirtioNetHdr{
@@ -453,26 +366,26 @@ func (c *Coalescer) finishAt(g *group, pkt []byte, total int, vh []byte) {
 		CsumStart: uint16(l4),
 	}
 	if g.v6 {
-		be.PutUint16(pkt[4:6], uint16(total-IPv6HeaderLen))
+		be.PutUint16(pkt[4:6], uint16(len(pkt)-IPv6HeaderLen))
 		src, dst = pkt[8:24], pkt[24:40]
 		h.GSOType = GSOTCPv6
 	} else {
-		be.PutUint16(pkt[2:4], uint16(total))
+		be.PutUint16(pkt[2:4], uint16(len(pkt)))
 		be.PutUint16(pkt[10:12], ipv4HeaderChecksum(pkt[:IPv4MinHeaderLen]))
 		src, dst = pkt[12:16], pkt[16:20]
 		h.GSOType = GSOTCPv4
 	}
-	partial := Checksum(nil, PseudoHeaderSum(g.proto, src, dst, total-l4))
+	partial := Checksum(nil, PseudoHeaderSum(g.proto, src, dst, len(pkt)-l4))
 	if g.proto == ProtoTCP {
 		if g.psh {
 			pkt[l4+13] |= TCPFlagPSH
 		}
 		h.CsumOffset = 16
 	} else {
-		be.PutUint16(pkt[l4+4:], uint16(total-l4))
+		be.PutUint16(pkt[l4+4:], uint16(len(pkt)-l4))
 		h.GSOType = GSOUDPL4
 		h.CsumOffset = 6
 	}
 	be.PutUint16(pkt[l4+int(h.CsumOffset):], partial)
-	h.Encode(vh)
+	h.Encode(buf[offset-VirtioNetHdrLen : offset])
 }

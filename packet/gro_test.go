@@ -115,34 +115,6 @@ func coalesceOK(t *testing.T, c *Coalescer, pkts [][]byte, udp bool) [][]byte {
 			t.Fatalf("CoalesceInto wrote to input packet %d", i)
 		}
 	}
-	// CoalesceGather lists the same outputs in pieces, likewise.
-	gathered := gather(&ci, pkts, udp)
-	if len(gathered) != len(out) {
-		t.Fatalf("CoalesceGather made %d outputs, Coalesce %d", len(gathered), len(out))
-	}
-	for i := range out {
-		if !bytes.Equal(gathered[i], out[i][testOffset-VirtioNetHdrLen:]) {
-			t.Fatalf("output %d differs between CoalesceGather and Coalesce", i)
-		}
-	}
-	for i := range pkts {
-		if !bytes.Equal(pkts[i], orig[i]) {
-			t.Fatalf("CoalesceGather wrote to input packet %d", i)
-		}
-	}
-	return out
-}
-
-// gather runs CoalesceGather and returns its outputs joined, each from
-// its virtio-net header on.
-func gather(c *Coalescer, pkts [][]byte, udp bool) [][]byte {
-	pieces, ends := c.CoalesceGather(pkts, udp)
-	var out [][]byte
-	start := 0
-	for _, end := range ends {
-		out = append(out, bytes.Join(pieces[start:end], nil))
-		start = end
-	}
 	return out
 }
 
@@ -431,13 +403,6 @@ func TestCoalesceReuseNoAlloc(t *testing.T) {
 	if allocs != 0 {
 		t.Fatalf("%v allocations per Coalesce", allocs)
 	}
-	c.CoalesceGather(orig, true)
-	allocs = testing.AllocsPerRun(20, func() {
-		c.CoalesceGather(orig, true)
-	})
-	if allocs != 0 {
-		t.Fatalf("%v allocations per CoalesceGather", allocs)
-	}
 }
 
 func FuzzCoalesce(f *testing.F) {
@@ -494,14 +459,6 @@ func FuzzCoalesce(f *testing.F) {
 		}
 		if back := splitAll(t, into); !sameMultiset(back, pkts) {
 			t.Fatalf("split(coalesceInto(x)) != x: %d in, %d back", len(pkts), len(back))
-		}
-		// And CoalesceGather in one call.
-		gathered := gather(&c, pkts, udp)
-		for i := range gathered {
-			gathered[i] = append(make([]byte, testOffset-VirtioNetHdrLen), gathered[i]...)
-		}
-		if back := splitAll(t, gathered); !sameMultiset(back, pkts) {
-			t.Fatalf("split(coalesceGather(x)) != x: %d in, %d back", len(pkts), len(back))
 		}
 	})
 }

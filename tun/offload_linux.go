@@ -3,7 +3,6 @@ package tun
 import (
 	"errors"
 	"fmt"
-	"slices"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -12,7 +11,11 @@ import (
 )
 
 const (
-	// slotSize holds a virtio-net header and the largest packet.
+	// writeWindow is how many super-packets (or lone packets) one round
+	// of coalescing builds; each needs a buffer that can grow to 64 KiB.
+	// A batch with more outputs takes several rounds.
+	writeWindow = 16
+	// slotSize holds a virtio-net header and the largest super-packet.
 	slotSize = virtioHdrLen + maxPacket
 	// maxSplitArena bounds the memory used to split a super-packet with
 	// more segments than the caller has buffers.
@@ -222,24 +225,28 @@ func (d *LinuxDevice) splitInternal(h packet.VirtioNetHdr, body []byte) bool {
 
 // vnetWriter is the state of Write with virtio-net headers.
 type vnetWriter struct {
-	tso  bool   // coalesce TCP segments
-	uso  bool   // coalesce UDP datagrams too
-	slot []byte // a packet with too little headroom, without TSO
-	in   [][]byte
-	co   packet.Coalescer
+	tso   bool // coalesce TCP segments
+	uso   bool // coalesce UDP datagrams too
+	slots [][]byte
+	in    [][]byte
+	co    packet.Coalescer
 
-	// raw write call state for fn and fnv
+	// raw write call state for fn
 	p   []byte
-	iov []unix.Iovec
 	err error
 	fn  func(fd uintptr) bool
-	fnv func(fd uintptr) bool
 }
 
 func (w *vnetWriter) init(tso, uso bool) {
 	w.tso, w.uso = tso, uso
-	if !tso {
-		w.slot = make([]byte, slotSize)
+	n := 1
+	if tso {
+		n = writeWindow
+	}
+	arena := make([]byte, n*slotSize)
+	w.slots = make([][]byte, n)
+	for i := range w.slots {
+		w.slots[i] = arena[i*slotSize : (i+1)*slotSize : (i+1)*slotSize]
 	}
 	w.in = make([][]byte, 0, linuxBatchSize)
 }
@@ -263,25 +270,6 @@ func (d *LinuxDevice) writeRaw(fd uintptr) bool {
 	}
 }
 
-// writeRawV writes the pieces in vw.iov as one packet.
-func (d *LinuxDevice) writeRawV(fd uintptr) bool {
-	w := &d.vw
-	for {
-		_, _, e := unix.RawSyscall(unix.SYS_WRITEV, fd, uintptr(unsafe.Pointer(unsafe.SliceData(w.iov))), uintptr(len(w.iov)))
-		switch e {
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		case 0:
-			w.err = nil
-		default:
-			w.err = e
-		}
-		return true
-	}
-}
-
 // writeOne writes a virtio-net header and packet. A packet the kernel
 // refuses as malformed is counted and skipped.
 func (d *LinuxDevice) writeOne(p []byte) error {
@@ -289,25 +277,6 @@ func (d *LinuxDevice) writeOne(p []byte) error {
 	w.p = p
 	err := d.rc.Write(w.fn)
 	w.p = nil
-	return d.writeDone(err)
-}
-
-// writeGather writes a virtio-net header and packet gathered from pieces,
-// as writeOne.
-func (d *LinuxDevice) writeGather(pieces [][]byte) error {
-	w := &d.vw
-	w.iov = slices.Grow(w.iov[:0], len(pieces))[:len(pieces)]
-	for i, p := range pieces {
-		setIovec(&w.iov[i], p)
-	}
-	err := d.rc.Write(w.fnv)
-	clear(w.iov) // no pointers into the caller's buffers kept
-	return d.writeDone(err)
-}
-
-// writeDone reports the outcome of a write of one packet.
-func (d *LinuxDevice) writeDone(err error) error {
-	w := &d.vw
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrClosed, err)
 	}
@@ -336,7 +305,7 @@ func (d *LinuxDevice) writeVnet(bufs [][]byte, offset int) (int, error) {
 					d.writeRejected.Add(1)
 					continue
 				}
-				p = w.slot[:virtioHdrLen+len(pkt)]
+				p = w.slots[0][:virtioHdrLen+len(pkt)]
 				copy(p[virtioHdrLen:], pkt)
 			}
 			clear(p[:virtioHdrLen])
@@ -346,8 +315,8 @@ func (d *LinuxDevice) writeVnet(bufs [][]byte, offset int) (int, error) {
 		}
 		return len(bufs), nil
 	}
-	// Nothing is copied: each super-packet (or lone packet) is gathered
-	// by one writev from a header piece and the packets where they are.
+	// Packets are copied once, into the slot of the super-packet (or
+	// lone packet) they become part of.
 	in := w.in[:0]
 	for _, b := range bufs {
 		if pkt := b[offset:]; len(pkt) > maxPacket {
@@ -357,16 +326,20 @@ func (d *LinuxDevice) writeVnet(bufs [][]byte, offset int) (int, error) {
 		}
 	}
 	w.in = in
-	pieces, ends := w.co.CoalesceGather(in, w.uso)
-	d.coalesced.Add(uint64(len(in) - len(ends)))
-	written, start := 0, 0
-	for _, end := range ends {
-		if err := d.writeGather(pieces[start:end]); err != nil {
-			clear(w.in)
-			return written, err
+	written := 0
+	for len(in) > 0 {
+		out, used, err := w.co.CoalesceInto(in, w.slots, virtioHdrLen, w.uso)
+		if err != nil {
+			return written, fmt.Errorf("tun: coalesce: %w", err)
 		}
-		written += end - start - 1 // the pieces but the header: one per packet
-		start = end
+		d.coalesced.Add(uint64(used - len(out)))
+		for _, p := range out {
+			if err := d.writeOne(p); err != nil {
+				return written, err
+			}
+		}
+		in = in[used:]
+		written += used
 	}
 	clear(w.in)
 	return len(bufs), nil

@@ -265,7 +265,6 @@ func newLinuxDevice(fd int, mtu int) (_ *LinuxDevice, err error) {
 		d.vr.init()
 		d.vw.init(tso, uso)
 		d.vw.fn = d.writeRaw
-		d.vw.fnv = d.writeRawV
 	} else {
 		d.rd.overflow = make([]byte, maxPacket)
 		d.wr.fn = d.writePackets

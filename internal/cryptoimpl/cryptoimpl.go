@@ -1,6 +1,7 @@
 // Package cryptoimpl holds the one switch that makes gotatun use
-// golang.org/x/crypto for ChaCha20-Poly1305 and X25519 instead of its own
-// AVX-512 AEAD and X25519 ladder: for an audit that trusts only x/crypto,
+// golang.org/x/crypto for ChaCha20-Poly1305, X25519 and the keyed BLAKE2s
+// MACs instead of its own AVX-512 AEAD, X25519 ladder and stack-only
+// BLAKE2s: for an audit that trusts only x/crypto,
 // or to rule our code out when chasing a problem.
 //
 // It is on when the program is built with -tags purego, when the
