@@ -93,6 +93,37 @@ func soakDuration(t *testing.T) time.Duration {
 	return d
 }
 
+// stallWindow is the longest a direction of the soak may go without
+// delivering a byte. The worst legitimate gap follows a peer remove/add:
+// the server has lost the session, so the client hears nothing until its
+// keepalive and rekey timeouts (15 s of protocol time, under 2 s of real
+// time) start a handshake, a lost initiation costs another rekey timeout
+// (0.6 s), and TCP, whose retransmission timer doubled through the gap,
+// resends at most about one gap after the tunnel is back: some 5 s in
+// all, a few times that under the race detector on a loaded machine. 30 s
+// is several times the worst of those and still spans fewer than three
+// remove/adds, so a transfer that stops for good fails the soak within
+// its two minutes.
+const stallWindow = 30 * time.Second
+
+// progress tracks when a byte counter last grew.
+type progress struct {
+	n       int64
+	at      time.Time
+	longest time.Duration // longest time without growth so far
+}
+
+// update records the counter's value at now and returns how long it has
+// not grown.
+func (p *progress) update(n int64, now time.Time) time.Duration {
+	if n != p.n {
+		p.n, p.at = n, now
+	}
+	idle := now.Sub(p.at)
+	p.longest = max(p.longest, idle)
+	return idle
+}
+
 // streamByte is byte i of the checksummed stream seeded with seed: both
 // ends generate it, so the receiver checks every byte.
 type stream struct{ r *mrand.Rand }
@@ -148,7 +179,9 @@ func slope(xs, ys []float64) float64 {
 // faster than real time (a rekey every 15 s), the client roaming, the
 // server removing and re-adding the client's peer, and the MTU changing.
 // No byte may arrive corrupted; goroutines, heap and RSS are sampled and
-// their slopes logged. GOTATUN_SOAK sets the duration (default 2m).
+// their slopes logged. Each direction must deliver data in every
+// stallWindow, and the client must see a new handshake after each
+// remove/add. GOTATUN_SOAK sets the duration (default 2m).
 func TestSoak(t *testing.T) {
 	dur := soakDuration(t)
 	goroutinesBefore := runtime.NumGoroutine()
@@ -281,10 +314,28 @@ func TestSoak(t *testing.T) {
 	mtus := []int{1420, 1500, 2000, 1420}
 	var roams, churns, mtuChanges int
 	handshakes := map[time.Time]bool{}
+	upProgress, downProgress := progress{at: start}, progress{at: start}
+	stalled := false
 	for tick := 1; time.Since(start) < dur; tick++ {
 		time.Sleep(time.Second)
 		if ps, ok := cdev.PeerState(spriv.PublicKey()); ok && !ps.LastHandshake.IsZero() {
 			handshakes[ps.LastHandshake] = true
+		}
+		now := time.Now()
+		upIdle, downIdle := upProgress.update(up.Load(), now), downProgress.update(down.Load(), now)
+		if upIdle > stallWindow || downIdle > stallWindow {
+			cps, _ := cdev.PeerState(spriv.PublicKey())
+			sps, _ := sdev.PeerState(cpriv.PublicKey())
+			t.Errorf("transfer stalled at %v: nothing client to server for %v, nothing back for %v (%d up, %d back)\n"+
+				"client peer: endpoint %v, last handshake %v, rx %d, tx %d; device %+v\n"+
+				"server peer: endpoint %v, last handshake %v, rx %d, tx %d; device %+v\n"+
+				"client TCP: %s\nserver TCP: %s\nrelay %+v",
+				now.Sub(start).Round(time.Second), upIdle.Round(time.Second), downIdle.Round(time.Second), up.Load(), down.Load(),
+				cps.Endpoint, cps.LastHandshake, cps.RxBytes, cps.TxBytes, cdev.Stats(),
+				sps.Endpoint, sps.LastHandshake, sps.RxBytes, sps.TxBytes, sdev.Stats(),
+				netstack.TCPSenders(cst), netstack.TCPSenders(sst), relay.Stats())
+			stalled = true
+			break
 		}
 		switch {
 		case tick%7 == 0:
@@ -317,8 +368,9 @@ func TestSoak(t *testing.T) {
 	sc.Close()
 	wg.Wait()
 
-	t.Logf("%v: %d bytes client to server, %d back, %d corrupted; %d roams, %d peer remove/add, %d MTU changes, %d handshakes seen; relay %+v",
-		time.Since(start).Round(time.Second), up.Load(), down.Load(), corrupted.Load(), roams, churns, mtuChanges, len(handshakes), relay.Stats())
+	t.Logf("%v: %d bytes client to server, %d back, %d corrupted; %d roams, %d peer remove/add, %d MTU changes, %d handshakes seen; longest without progress: %v up, %v back; relay %+v",
+		time.Since(start).Round(time.Second), up.Load(), down.Load(), corrupted.Load(), roams, churns, mtuChanges, len(handshakes),
+		upProgress.longest.Round(time.Second), downProgress.longest.Round(time.Second), relay.Stats())
 	if firstErr != nil {
 		t.Errorf("transfer broke: %v", firstErr)
 	}
@@ -327,6 +379,12 @@ func TestSoak(t *testing.T) {
 	}
 	if up.Load() == 0 || down.Load() == 0 {
 		t.Errorf("no transfer: %d up, %d down", up.Load(), down.Load())
+	}
+	// Each remove/add costs the client its session, and data flows
+	// again only after a new handshake: the first one plus one per
+	// remove/add, less one in case a sample missed one.
+	if !stalled && len(handshakes) < churns {
+		t.Errorf("%d handshakes seen for %d peer remove/adds: the sessions were not renewed", len(handshakes), churns)
 	}
 	// Slopes over the second half, after warm-up.
 	var xs, gs, hs, rs []float64
