@@ -339,7 +339,7 @@ func run(ctx context.Context, o options) (err error) {
 		if *r.Met {
 			status = "met"
 		}
-		logf("  %-60s ratio %-8s %-22s %s", r.Name, formatRatio(r.Ratio), r.Target.Text, status)
+		logf("  %-60s %-16s %-22s %s", r.Name, judged(r), r.Target.Text, status)
 	}
 	if !runInprocs || sections != nil {
 		return nil
@@ -418,4 +418,18 @@ func parseSections(only string) (map[string]bool, error) {
 		out[name] = true
 	}
 	return out, nil
+}
+
+// judged is what a target is judged on, for the log: the ratio to
+// wireguard-go, or gotatun's own median for an absolute target.
+func judged(r metricResult) string {
+	switch r.Target.Kind {
+	case "abs_min", "abs_max", "all_zero":
+		g := r.Values[nameGotatun]
+		if g == nil {
+			return "gotatun —"
+		}
+		return fmt.Sprintf("gotatun %.*f", max(r.digits, 2), g.Median)
+	}
+	return "ratio " + formatRatio(r.Ratio)
 }

@@ -92,6 +92,29 @@ func TestSendFillsWaitingReader(t *testing.T) {
 	}
 }
 
+// sendNumbered sends datagrams holding the numbers 0…total-1, in sends
+// of random sizes, with short random pauses if pause is set.
+func sendNumbered(p *Pipe, total int, r *mrand.Rand, pause bool) error {
+	msgs := make([][]byte, 200)
+	for i := range msgs {
+		msgs[i] = make([]byte, 4)
+	}
+	for seq := uint32(0); seq < uint32(total); {
+		k := min(1+r.IntN(len(msgs)), total-int(seq))
+		for i := range k {
+			binary.BigEndian.PutUint32(msgs[i], seq)
+			seq++
+		}
+		if err := p.Bind().Send(msgs[:k], transport.Endpoint{Dst: relay4}); err != nil {
+			return err
+		}
+		if pause && r.IntN(4) == 0 {
+			time.Sleep(time.Duration(r.IntN(50)) * time.Microsecond)
+		}
+	}
+	return nil
+}
+
 // Whether the reader waits or finds batches queued, it reads the
 // datagrams of one sender in the order sent.
 func TestHandoffKeepsOrder(t *testing.T) {
@@ -101,25 +124,8 @@ func TestHandoffKeepsOrder(t *testing.T) {
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		r := mrand.New(mrand.NewPCG(1, 2))
-		seq := uint32(0)
-		msgs := make([][]byte, 200)
-		for i := range msgs {
-			msgs[i] = make([]byte, 4)
-		}
-		for seq < total {
-			k := min(1+r.IntN(len(msgs)), total-int(seq))
-			for i := range k {
-				binary.BigEndian.PutUint32(msgs[i], seq)
-				seq++
-			}
-			if err := p.Bind().Send(msgs[:k], transport.Endpoint{Dst: relay4}); err != nil {
-				t.Error(err)
-				return
-			}
-			if r.IntN(4) == 0 {
-				time.Sleep(time.Duration(r.IntN(50)) * time.Microsecond)
-			}
+		if err := sendNumbered(p, total, mrand.New(mrand.NewPCG(1, 2)), true); err != nil {
+			t.Error(err)
 		}
 	}()
 	r := mrand.New(mrand.NewPCG(3, 4))
@@ -267,20 +273,8 @@ func TestReadFuncKeepsOrder(t *testing.T) {
 			runtime.Gosched()
 		}
 	}()
-	rnd := mrand.New(mrand.NewPCG(5, 6))
-	msgs := make([][]byte, 200)
-	for i := range msgs {
-		msgs[i] = make([]byte, 4)
-	}
-	for seq := uint32(0); seq < total; {
-		k := min(1+rnd.IntN(len(msgs)), total-int(seq))
-		for i := range k {
-			binary.BigEndian.PutUint32(msgs[i], seq)
-			seq++
-		}
-		if err := p.Bind().Send(msgs[:k], transport.Endpoint{Dst: relay4}); err != nil {
-			t.Fatal(err)
-		}
+	if err := sendNumbered(p, total, mrand.New(mrand.NewPCG(5, 6)), false); err != nil {
+		t.Fatal(err)
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for r.seen() < total {
