@@ -8,9 +8,13 @@
 // Both devices stay plain devices; Client composes them.
 //
 // Data path: a batch the exit device sends is written, headers and all,
-// into pooled buffers and queued for the entry device's TUN reader; a batch
-// the entry device writes to its TUN is parsed, and the UDP payloads for
-// the entry-tunnel address and the bound port are queued for the exit
+// straight into the entry device's read buffers and handed to the entry
+// device's batch handler on the sending goroutine when no other goroutine
+// is reading (see pipeTUN.ReadFunc); otherwise, or for a reader without
+// ReadFunc, into pooled buffers queued for the entry device's reader. The
+// payload is copied once, its checksum summed on the way. A batch the
+// entry device writes to its TUN is parsed, and the UDP payloads for the
+// entry-tunnel address and the bound port are queued for the exit
 // device's receive function, which lends them without a further copy.
 // Nothing allocates per packet once the pools are warm.
 package multihop
@@ -85,8 +89,9 @@ type PipeConfig struct {
 
 // Stats counts what went through a Pipe and what it dropped.
 type Stats struct {
-	// Sent counts datagrams of the exit device queued for the entry
-	// device as IP/UDP packets; Read counts those the entry device took.
+	// Sent counts datagrams of the exit device passed to the entry
+	// device as IP/UDP packets, queued or handed over at once; Read
+	// counts those the entry device took.
 	Sent, Read uint64
 	// SendTooBig counts datagrams dropped for not fitting the entry MTU;
 	// SendNoSource those to a family without an entry-tunnel address.
