@@ -318,6 +318,7 @@ func (p *Pipe) Close() error {
 		// packets. No new one starts: sendDirect checks closed under
 		// the lock.
 		p.readMu.Lock()
+		//lint:ignore SA2001 the lock is a barrier: taking it waits for a running handler.
 		p.readMu.Unlock()
 	})
 	return nil
