@@ -48,6 +48,34 @@ func (w *lossyWire) pump(from, to *netstack.Stack) {
 	}
 }
 
+// connectTCP opens a TCP connection from client to port 7000 of server
+// (at 10.7.0.2) and returns both ends.
+func connectTCP(t *testing.T, client, server *netstack.Stack) (cc, sc net.Conn) {
+	t.Helper()
+	ln, err := server.Listen("tcp", ":7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan net.Conn, 1)
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			accepted <- c
+		}
+		close(accepted)
+	}()
+	cc, err = client.Dial("tcp", "10.7.0.2:7000")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, ok := <-accepted
+	if !ok {
+		t.Fatal("accept failed")
+	}
+	return cc, sc
+}
+
 // TestTCPThroughBlackouts sends TCP both ways between two stacks over a
 // path that loses a few percent of packets and, every few seconds, all
 // of them for a second, as a tunnel does while it waits for a new
@@ -83,27 +111,7 @@ func TestTCPThroughBlackouts(t *testing.T) {
 		w.wg.Wait()
 	}()
 
-	ln, err := sst.Listen("tcp", ":7000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-		close(accepted)
-	}()
-	cc, err := cst.Dial("tcp", "10.7.0.2:7000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, ok := <-accepted
-	if !ok {
-		t.Fatal("accept failed")
-	}
+	cc, sc := connectTCP(t, cst, sst)
 
 	var wg sync.WaitGroup
 	var up, down atomic.Int64

@@ -227,27 +227,7 @@ func TestSoak(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ln, err := sst.Listen("tcp", ":7000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	accepted := make(chan net.Conn, 1)
-	go func() {
-		c, err := ln.Accept()
-		if err == nil {
-			accepted <- c
-		}
-		close(accepted)
-	}()
-	cc, err := cst.Dial("tcp", "10.7.0.2:7000")
-	if err != nil {
-		t.Fatal(err)
-	}
-	sc, ok := <-accepted
-	if !ok {
-		t.Fatal("accept failed")
-	}
+	cc, sc := connectTCP(t, cst, sst)
 
 	var (
 		stop                atomic.Bool
