@@ -93,14 +93,7 @@ func TestTCPThroughBlackouts(t *testing.T) {
 		outFor  = time.Second
 		maxWait = 30 * time.Second
 	)
-	cst, err := netstack.New(netstack.Config{Addresses: []netip.Prefix{netip.MustParsePrefix("10.7.0.1/32")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sst, err := netstack.New(netstack.Config{Addresses: []netip.Prefix{netip.MustParsePrefix("10.7.0.2/32")}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cst, sst := newStackPair(t)
 	w := &lossyWire{rng: rand.New(rand.NewPCG(1, 2)), loss: 0.02}
 	w.wg.Add(2)
 	go w.pump(cst, sst)
@@ -172,4 +165,18 @@ func TestTCPThroughBlackouts(t *testing.T) {
 	cc.Close()
 	sc.Close()
 	wg.Wait()
+}
+
+// newStackPair returns the client (10.7.0.1) and server (10.7.0.2) stacks
+// of the soak and blackout tests.
+func newStackPair(t *testing.T) (client, server *netstack.Stack) {
+	t.Helper()
+	var err error
+	if client, err = netstack.New(netstack.Config{Addresses: []netip.Prefix{netip.MustParsePrefix("10.7.0.1/32")}}); err != nil {
+		t.Fatal(err)
+	}
+	if server, err = netstack.New(netstack.Config{Addresses: []netip.Prefix{netip.MustParsePrefix("10.7.0.2/32")}}); err != nil {
+		t.Fatal(err)
+	}
+	return client, server
 }

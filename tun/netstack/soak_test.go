@@ -187,14 +187,7 @@ func TestSoak(t *testing.T) {
 	goroutinesBefore := runtime.NumGoroutine()
 	clock := scaledClock{start: time.Now(), factor: 8}
 
-	cst, err := netstack.New(netstack.Config{Addresses: []netip.Prefix{netip.MustParsePrefix("10.7.0.1/32")}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sst, err := netstack.New(netstack.Config{Addresses: []netip.Prefix{netip.MustParsePrefix("10.7.0.2/32")}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	cst, sst := newStackPair(t)
 	ctun, stun := newMTUStack(cst), newMTUStack(sst)
 	cdev, err := device.New(device.Options{TUN: ctun, Bind: transport.NewStdBind(), Clock: clock})
 	if err != nil {
