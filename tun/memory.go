@@ -19,7 +19,8 @@ type Memory struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	evMu      sync.Mutex // guards sending on events against Close
-	pool      sync.Pool
+	pool      sync.Pool // *[]byte packet buffers
+	headers   sync.Pool // empty *[]byte, so Recycle needs no new one
 
 	readMu  sync.Mutex // serialises Read, for kept
 	kept    *[]byte    // a packet too large for the last Read's buffer
@@ -65,7 +66,16 @@ func (m *Memory) Inject(pkt []byte) error {
 func (m *Memory) Outbound() <-chan []byte { return m.out }
 
 // Recycle returns a packet obtained from Outbound to the buffer pool.
-func (m *Memory) Recycle(b []byte) { m.pool.Put(&b) }
+func (m *Memory) Recycle(b []byte) {
+	// Taking &b would allocate a header on every call; reuse the one
+	// Write left behind instead.
+	bp, _ := m.headers.Get().(*[]byte)
+	if bp == nil {
+		bp = new([]byte)
+	}
+	*bp = b[:0]
+	m.pool.Put(bp)
+}
 
 // Read implements Device.
 func (m *Memory) Read(bufs [][]byte, sizes []int, offset int) (int, error) {
@@ -120,6 +130,8 @@ func (m *Memory) Write(bufs [][]byte, offset int) (int, error) {
 		}
 		bp := m.pool.Get().(*[]byte)
 		c := append((*bp)[:0], b[offset:]...)
+		*bp = nil
+		m.headers.Put(bp)
 		select {
 		case m.out <- c:
 		case <-m.closed:

@@ -57,3 +57,21 @@ func TestMemoryGrowBuffers(t *testing.T) {
 		t.Fatal("SetMTU(70000) succeeded")
 	}
 }
+
+// TestMemoryWriteRecycleAllocs checks that a packet written, taken from
+// Outbound and recycled costs no allocation once the pool is warm.
+func TestMemoryWriteRecycleAllocs(t *testing.T) {
+	m := NewMemory("m", 1420, 16)
+	defer m.Close()
+	pkt := [][]byte{make([]byte, 1000)}
+	round := func() {
+		if _, err := m.Write(pkt, 0); err != nil {
+			t.Fatal(err)
+		}
+		m.Recycle(<-m.Outbound())
+	}
+	round()
+	if n := testing.AllocsPerRun(1000, round); n != 0 {
+		t.Fatalf("%v allocations per Write and Recycle, want 0", n)
+	}
+}
