@@ -19,8 +19,8 @@ type Memory struct {
 	closed    chan struct{}
 	closeOnce sync.Once
 	evMu      sync.Mutex // guards sending on events against Close
-	pool      sync.Pool // *[]byte packet buffers
-	headers   sync.Pool // empty *[]byte, so Recycle needs no new one
+	pool      sync.Pool  // *[]byte packet buffers
+	headers   sync.Pool  // empty *[]byte, so Recycle needs no new one
 
 	readMu  sync.Mutex // serialises Read, for kept
 	kept    *[]byte    // a packet too large for the last Read's buffer
