@@ -45,8 +45,13 @@ func TestSuspendResume(t *testing.T) {
 
 	// Nothing leaves or arrives while suspended, and the clock running on
 	// past every timer starts nothing.
+	// Both packets are read before the clock moves: one B read after its
+	// session expired would wait in B's queue for the next handshake.
+	aRead, bSent := a.d.stats.tunPackets.Load(), b.peer(a).txBytes.Load()
 	a.inject(ipv4Packet("10.0.0.1", "10.0.0.2", []byte("asleep")))
 	b.inject(ipv4Packet("10.0.0.2", "10.0.0.1", []byte("to a sleeper")))
+	eventually(t, "A reads its packet", func() bool { return a.d.stats.tunPackets.Load() > aRead })
+	eventually(t, "B sends its packet", func() bool { return b.peer(a).txBytes.Load() > bSent })
 	pr.clock.Advance(3 * noise.RejectAfterTime)
 	b.expectNoPacket(50 * time.Millisecond)
 	a.expectNoPacket(50 * time.Millisecond)
