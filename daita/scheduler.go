@@ -8,29 +8,15 @@ import (
 	"sync"
 	"time"
 
+	"github.com/gotatun/gotatun/clock"
 	"github.com/gotatun/gotatun/maybenot"
 )
 
-// Clock is the time source of a Scheduler.
-type Clock interface {
-	Now() time.Time
-	// AfterFunc calls f once d has passed, in a goroutine of the clock's
-	// choosing.
-	AfterFunc(d time.Duration, f func()) Timer
-}
+// Clock is the time source of a Scheduler; see package clock.
+type Clock = clock.Clock
 
 // Timer is a stoppable, re-armable timer made by a Clock.
-type Timer interface {
-	Stop() bool
-	Reset(d time.Duration) bool
-}
-
-type realClock struct{}
-
-func (realClock) Now() time.Time { return time.Now() }
-func (realClock) AfterFunc(d time.Duration, f func()) Timer {
-	return time.AfterFunc(d, f)
-}
+type Timer = clock.Timer
 
 // Trace is one entry of a peer's timeline, for tests and diagnostics:
 // an event handed to the framework (Action nil) or an action it returned.
@@ -103,7 +89,7 @@ type dueTimer struct {
 func NewScheduler(opts SchedulerOptions) *Scheduler {
 	s := &Scheduler{opts: opts, clock: opts.Clock, seeds: opts.Rand}
 	if s.clock == nil {
-		s.clock = realClock{}
+		s.clock = clock.Real{}
 	}
 	if s.seeds == nil {
 		s.seeds = rand.Reader

@@ -2,7 +2,6 @@ package device
 
 import (
 	"sync"
-	"time"
 
 	"github.com/gotatun/gotatun/daita"
 	"github.com/gotatun/gotatun/packet"
@@ -35,14 +34,6 @@ import (
 // Handshakes, cookie replies and keepalives never reach DAITA. An
 // authenticated decoy updates the peer's endpoint like any authenticated
 // data message (the whitepaper's roaming rule; GotaTun skips it).
-
-// daitaClock adapts the device's Clock to the scheduler's.
-type daitaClock struct{ c Clock }
-
-func (c daitaClock) Now() time.Time { return c.c.Now() }
-func (c daitaClock) AfterFunc(d time.Duration, f func()) daita.Timer {
-	return c.c.AfterFunc(d, f)
-}
 
 // daitaTunnel is the device side of one peer's DAITA: it seals decoys and
 // sends what the delay queue releases. Its methods run under the DAITA

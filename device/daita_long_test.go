@@ -95,7 +95,7 @@ func TestDAITALongRun(t *testing.T) {
 	pr.ping(t, "before")
 	watch := map[*Device]*limitWatch{pr.a.d: {start: pr.clock.Now()}, pr.b.d: {start: pr.clock.Now()}}
 	for d, w := range watch {
-		d.dsched = daita.NewScheduler(daita.SchedulerOptions{Clock: daitaClock{pr.clock}, Rand: d.rand, Observe: w.observe})
+		d.dsched = daita.NewScheduler(daita.SchedulerOptions{Clock: pr.clock, Rand: d.rand, Observe: w.observe})
 	}
 	// A runs machines only the caps hold back; B the Mullvad machines,
 	// whose budgets go past any cap, with no cap.

@@ -71,12 +71,7 @@ func formatEvents(evs []sim.Event) []string {
 // time d, as the simulator takes queued events before timers of the same
 // time.
 func advanceTo(c *FakeClock, now, d time.Duration) {
-	if d > now {
-		c.Advance(d - now - time.Nanosecond)
-		c.mu.Lock()
-		c.now = c.now.Add(time.Nanosecond)
-		c.mu.Unlock()
-	}
+	c.AdvanceBefore(d - now)
 }
 
 // runDeviceTrace plays trace through two devices on a fake clock, A (the
@@ -88,7 +83,7 @@ func runDeviceTrace(t *testing.T, cfg daita.Config, trace []sim.TracePacket, see
 	pr.ping(t, "handshake")
 	tl := &timeline{start: pr.clock.Now(), counts: map[maybenot.Event]int{}}
 	pr.a.d.dsched = daita.NewScheduler(daita.SchedulerOptions{
-		Clock:   daitaClock{pr.clock},
+		Clock:   pr.clock,
 		NewRand: func() *maybenot.Rand { return maybenot.NewRand(maybenot.NewSeededSource(seed)) },
 		Observe: tl.observe,
 	})

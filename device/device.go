@@ -234,7 +234,7 @@ func New(opts Options) (*Device, error) {
 	}
 	d.jitterRand = mrand.New(mrand.NewChaCha8(seed))
 	d.indices = newIndexTable(d.rand)
-	d.dsched = daita.NewScheduler(daita.SchedulerOptions{Clock: daitaClock{d.clock}, Rand: d.rand})
+	d.dsched = daita.NewScheduler(daita.SchedulerOptions{Clock: d.clock, Rand: d.rand})
 	d.limiter = ratelimit.New(d.clock.Now)
 
 	mtu, err := d.tun.MTU()

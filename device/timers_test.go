@@ -11,48 +11,6 @@ import (
 	"github.com/gotatun/gotatun/transport"
 )
 
-func TestFakeClock(t *testing.T) {
-	c := NewFakeClock(testEpoch)
-	var fired []string
-	c.AfterFunc(2*time.Second, func() { fired = append(fired, "b") })
-	ta := c.AfterFunc(time.Second, func() { fired = append(fired, "a") })
-	tc := c.AfterFunc(3*time.Second, func() { fired = append(fired, "c") })
-	if !tc.Stop() || tc.Stop() {
-		t.Fatal("Stop should report armed once")
-	}
-	c.Advance(999 * time.Millisecond)
-	if len(fired) != 0 {
-		t.Fatalf("fired early: %v", fired)
-	}
-	c.Advance(time.Millisecond)
-	if len(fired) != 1 || fired[0] != "a" {
-		t.Fatalf("fired %v", fired)
-	}
-	if ta.Reset(5 * time.Second) {
-		t.Fatal("a was not armed any more")
-	}
-	// A callback that arms another timer due within the same step.
-	c.AfterFunc(time.Second, func() {
-		fired = append(fired, "d")
-		c.AfterFunc(500*time.Millisecond, func() {
-			fired = append(fired, "e:"+c.Now().Sub(testEpoch).String())
-		})
-	})
-	c.Advance(10 * time.Second)
-	want := []string{"a", "b", "d", "e:2.5s", "a"}
-	if len(fired) != len(want) {
-		t.Fatalf("fired %v, want %v", fired, want)
-	}
-	for i := range want {
-		if fired[i] != want[i] {
-			t.Fatalf("fired %v, want %v", fired, want)
-		}
-	}
-	if !c.Now().Equal(testEpoch.Add(11 * time.Second)) {
-		t.Fatalf("now = %v", c.Now())
-	}
-}
-
 func due(p *Peer, k timerKind) time.Time {
 	p.timers.mu.Lock()
 	defer p.timers.mu.Unlock()
