@@ -2,10 +2,12 @@ package uapi
 
 import (
 	"errors"
+	"math/rand/v2"
 	"strings"
 	"testing"
 
 	"github.com/gotatun/gotatun/daita"
+	"github.com/gotatun/gotatun/maybenot"
 )
 
 const (
@@ -147,4 +149,53 @@ func FuzzParseSetDAITA(f *testing.F) {
 			}
 		}
 	})
+}
+
+// bigMachine returns a valid machine string of at least n characters: a
+// chain of padding states with random timeouts, which deflate cannot shrink.
+func bigMachine(tb testing.TB, n int) string {
+	tb.Helper()
+	rng := rand.New(rand.NewPCG(1, 2))
+	for states := 64; states <= maybenot.StateMax; states *= 2 {
+		m := maybenot.Machine{States: make([]maybenot.State, states)}
+		for i := range m.States {
+			low := rng.Float64() * 1000
+			m.States[i].Action = &maybenot.Action{Kind: maybenot.ActionSendPadding,
+				Timeout: maybenot.Dist{Type: maybenot.DistUniform, Param1: low, Param2: low + rng.Float64()*1000}}
+			next := uint64(i + 1)
+			if i == states-1 {
+				next = maybenot.StateEnd
+			}
+			m.States[i].Transitions[maybenot.EventPaddingSent] = []maybenot.Trans{{To: next, Probability: 1}}
+		}
+		if s := m.String(); len(s) >= n {
+			return s
+		}
+	}
+	tb.Fatalf("no machine of %d characters", n)
+	return ""
+}
+
+// TestDAITALongMachine: a machine string longer than 4 KiB, as a machine
+// with many states has, is set and read back whole over the socket; a line
+// past MaxLineLength is refused with EPROTO and the device keeps running.
+func TestDAITALongMachine(t *testing.T) {
+	long := bigMachine(t, 20000)
+	dev := newRealDevice(t)
+	path, _ := startServer(t, dev)
+	c := dial(t, path)
+	set := "set=1\nprivate_key=" + hexPriv + "\npublic_key=" + hexPub1 + "\ndaita_enable=1\ndaita_machine=" + long + "\n\n"
+	if got := c.do(set); got != "errno=0\n\n" {
+		t.Fatalf("set of a %d-character machine: %s", len(long), got)
+	}
+	if get := c.do("get=1\n\n"); !strings.Contains(get, "\ndaita_machine="+long+"\n") {
+		t.Fatalf("get does not give back the %d-character machine", len(long))
+	}
+	tooLong := "set=1\npublic_key=" + hexPub1 + "\ndaita_machine=" + strings.Repeat("A", MaxLineLength) + "\n\n"
+	if got := c.do(tooLong); got != "errno=-71\n\n" {
+		t.Fatalf("over-long line: %q, want EPROTO", got)
+	}
+	if got := c.do("get=1\n\n"); !strings.HasSuffix(got, "errno=0\n\n") {
+		t.Fatalf("after an over-long line: %q", got)
+	}
 }

@@ -38,9 +38,11 @@ const (
 )
 
 // MaxLineLength is the longest line, without its newline, a transaction may
-// contain. The longest valid line (an IPv6 endpoint with a zone) is far
-// shorter.
-const MaxLineLength = 4096
+// contain: the longest wireguard-go accepts (its line scanner holds 64 KiB
+// with the newline). Every line of wg(8) is far shorter, but a
+// daita_machine line carries a whole machine string, and the Maybenot
+// reference parses strings of up to about 43,700 characters.
+const MaxLineLength = 65535
 
 // Error is a failed transaction: the errno answered to the client and what
 // was wrong. Values of secret keys are never included.

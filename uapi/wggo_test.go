@@ -129,6 +129,27 @@ func TestAcceptsExactlyWhatWireguardGoAccepts(t *testing.T) {
 	}
 }
 
+// TestLongestLineLikeWireguardGo: a line of MaxLineLength characters is
+// read whole by both implementations, one character more is refused by both.
+func TestLongestLineLikeWireguardGo(t *testing.T) {
+	ref := newReference(t)
+	line := func(n int) string {
+		return "listen_port=" + strings.Repeat("0", n-len("listen_port=")-1) + "1\n"
+	}
+	if got, want := errnoOf(t, line(MaxLineLength)), ref.errno(line(MaxLineLength)); got != 0 || want != 0 {
+		t.Fatalf("line of %d characters: errno %d, wireguard-go %d", MaxLineLength, got, want)
+	}
+	if got, want := errnoOf(t, line(MaxLineLength+1)), ref.errno(line(MaxLineLength+1)); got == 0 || want == 0 {
+		t.Fatalf("line of %d characters: errno %d, wireguard-go %d", MaxLineLength+1, got, want)
+	}
+}
+
+func errnoOf(t *testing.T, body string) int64 {
+	t.Helper()
+	_, err := ParseSet(strings.NewReader(body))
+	return int64(ErrnoOf(err))
+}
+
 // FuzzParseSet feeds arbitrary bytes to ParseSet. It must not panic; what
 // it accepts must survive AppendSet and ParseSet unchanged; and it must
 // accept or refuse, with the same errno, exactly what wireguard-go does.
