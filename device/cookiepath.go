@@ -17,6 +17,13 @@ import (
 // queue only holds messages from sources that proved they receive at their
 // address, and a flood of spoofed initiations cannot crowd out a peer that
 // answered its cookie.
+//
+// Cookie replies have the same per-source limit as the messages that
+// carry their cookie back (a source gets no more handshakes processed than
+// that, so more replies would be wasted), and a device-wide budget over
+// that. A flood from a few addresses then gets a few replies each and
+// leaves the budget to everyone else: a legitimate initiator is answered
+// at its first attempt, not when it wins a draw against the flood.
 
 const (
 	// cookieReplyRate is the most cookie replies per second the device
@@ -100,7 +107,7 @@ func (r *receiver) admitHandshake(msg []byte, ep transport.Endpoint, now time.Ti
 		}
 		return true
 	}
-	if !d.replies.take(now) {
+	if !d.replyLimiter.Allow(ep.Dst.Addr()) || !d.replies.take(now) {
 		d.stats.cookiesDropped.Add(1)
 		return false
 	}

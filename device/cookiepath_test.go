@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gotatun/gotatun/device/ratelimit"
 	"github.com/gotatun/gotatun/noise"
 	"github.com/gotatun/gotatun/transport"
 	"github.com/gotatun/gotatun/tun"
@@ -203,11 +204,58 @@ func (b *discardBind) SendTo(bufs [][]byte, _ []transport.Endpoint) error {
 	return nil
 }
 
-// floodReceiver returns a device under load and a receiver of it holding
-// a read of 128 mac1-valid initiations without mac2, from 128 sources.
-func floodReceiver(tb testing.TB) (*Device, *receiver, *discardBind) {
+// TestCookieRepliesPerSource checks that under load a source gets no more
+// cookie replies than the per-source limit allows, that this leaves
+// replies for other sources, and that a limited source is answered again
+// once its bucket refills.
+func TestCookieRepliesPerSource(t *testing.T) {
+	clock := NewFakeClock(testEpoch)
+	d, err := New(Options{TUN: tun.NewMemory("wg-cookies", 1420, 16), Bind: &discardBind{}, Rand: seededRand(7), Clock: clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	priv, _ := noise.GeneratePrivateKey(seededRand(8))
+	if err := d.Apply(Config{PrivateKey: &priv}); err != nil {
+		t.Fatal(err)
+	}
+	d.forceUnderLoad.Store(true)
+	gen := noise.NewCookieGenerator(priv.PublicKey())
+	flooder := netip.MustParseAddrPort("198.51.100.1:1000")
+	sent := func(src netip.AddrPort, n int) uint64 {
+		t.Helper()
+		before := d.Stats().CookiesSent
+		for range n {
+			receiveOne(d, floodInitiation(priv.PublicKey(), gen, clock.Now()), src)
+		}
+		return d.Stats().CookiesSent - before
+	}
+	if got := sent(flooder, 100); got != ratelimit.Burst {
+		t.Fatalf("a source sending 100 initiations at once got %d replies, want %d", got, ratelimit.Burst)
+	}
+	// Another port of the same address is the same source.
+	if got := sent(netip.AddrPortFrom(flooder.Addr(), 2000), 10); got != 0 {
+		t.Fatalf("another port of the flooding address got %d replies, want 0", got)
+	}
+	if got := sent(netip.MustParseAddrPort("203.0.113.9:51820"), 1); got != 1 {
+		t.Fatalf("a new source got %d replies, want 1", got)
+	}
+	clock.Advance(time.Second)
+	if got := sent(flooder, 100); got != ratelimit.Burst {
+		t.Fatalf("after a second the flooder got %d replies, want %d", got, ratelimit.Burst)
+	}
+	if st := d.Stats(); st.CookiesDropped != 100-ratelimit.Burst+10+100-ratelimit.Burst {
+		t.Fatalf("%d cookies dropped, want %d", st.CookiesDropped, 100-ratelimit.Burst+10+100-ratelimit.Burst)
+	}
+}
+
+// floodReceiver returns a device under load on a fake clock and a receiver
+// of it holding a read of 128 mac1-valid initiations without mac2, from
+// 128 sources. Advancing the clock a second refills every reply limit.
+func floodReceiver(tb testing.TB) (*Device, *receiver, *discardBind, *FakeClock) {
 	bind := &discardBind{}
-	d, err := New(Options{TUN: tun.NewMemory("wg-bench", 1420, 16), Bind: bind, Rand: seededRand(7)})
+	clock := NewFakeClock(testEpoch)
+	d, err := New(Options{TUN: tun.NewMemory("wg-bench", 1420, 16), Bind: bind, Rand: seededRand(7), Clock: clock})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -221,23 +269,23 @@ func floodReceiver(tb testing.TB) (*Device, *receiver, *discardBind) {
 	tb.Cleanup(r.release)
 	gen := noise.NewCookieGenerator(priv.PublicKey())
 	for i := range r.bufs {
-		m := floodInitiation(priv.PublicKey(), gen, time.Now())
+		m := floodInitiation(priv.PublicKey(), gen, clock.Now())
 		copy(r.bufs[i], m)
 		r.sizes[i] = len(m)
 		r.eps[i] = transport.Endpoint{Dst: netip.AddrPortFrom(netip.AddrFrom4([4]byte{198, 18, byte(i >> 8), byte(i)}), uint16(1024+i))}
 	}
-	return d, r, bind
+	return d, r, bind, clock
 }
 
 // BenchmarkCookieReplyBatch measures the receive path answering a read of
 // 128 initiations with 128 cookie replies (mac1 and mac2 checks, the
 // replies, one batched send); ns/op divided by 128 is the cost of a reply.
 func BenchmarkCookieReplyBatch(b *testing.B) {
-	d, r, bind := floodReceiver(b)
+	_, r, bind, clock := floodReceiver(b)
 	n := len(r.bufs)
 	b.ReportAllocs()
 	for b.Loop() {
-		d.replies = replyBudget{} // measure the replies, not the budget
+		clock.Advance(time.Second) // measure the replies, not the limits
 		r.handle(n)
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*n), "ns/reply")
@@ -250,10 +298,10 @@ func TestCookieReplyNoAllocs(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	d, r, bind := floodReceiver(t)
+	_, r, bind, clock := floodReceiver(t)
 	n := len(r.bufs)
 	allocs := testing.AllocsPerRun(20, func() {
-		d.replies = replyBudget{}
+		clock.Advance(time.Second)
 		r.handle(n)
 	})
 	if allocs != 0 {

@@ -113,7 +113,10 @@ type Device struct {
 	allowed *allowedips.Table[*Peer]
 	indices *indexTable
 	limiter *ratelimit.Limiter
-	replies replyBudget // cookie replies (cookiepath.go)
+	// replyLimiter and replies bound the cookie replies: per source, then
+	// device-wide (cookiepath.go).
+	replyLimiter *ratelimit.Limiter
+	replies      replyBudget
 
 	workQ  chan *batch
 	inline bool // no workers: whoever builds a batch does its crypto
@@ -236,6 +239,7 @@ func New(opts Options) (*Device, error) {
 	d.indices = newIndexTable(d.rand)
 	d.dsched = daita.NewScheduler(daita.SchedulerOptions{Clock: d.clock, Rand: d.rand})
 	d.limiter = ratelimit.New(d.clock.Now)
+	d.replyLimiter = ratelimit.New(d.clock.Now)
 
 	mtu, err := d.tun.MTU()
 	if err != nil || mtu <= 0 {

@@ -119,6 +119,7 @@ func (d *Device) handleHandshake(msg []byte, ep transport.Endpoint) {
 	if now.Sub(d.lastSweep) >= time.Second {
 		d.lastSweep = now
 		d.limiter.Sweep()
+		d.replyLimiter.Sweep()
 	}
 	id := d.ident.Load()
 	if id == nil {

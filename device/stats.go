@@ -43,7 +43,8 @@ type Stats struct {
 	// CookiesSent counts cookie replies sent.
 	CookiesSent uint64
 	// CookiesDropped counts messages under load that got no cookie reply
-	// because the device-wide reply budget was spent.
+	// because their source had its share of replies or the device-wide
+	// reply budget was spent.
 	CookiesDropped uint64
 	// CookiesReceived counts cookie replies accepted from peers.
 	CookiesReceived uint64
