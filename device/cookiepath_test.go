@@ -1,7 +1,9 @@
 package device
 
 import (
+	"log/slog"
 	"net/netip"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -309,5 +311,36 @@ func TestCookieReplyNoAllocs(t *testing.T) {
 	}
 	if got := bind.sent.Load(); got < uint64(20*n) {
 		t.Fatalf("%d cookie replies sent, want at least %d", got, 20*n)
+	}
+}
+
+// TestUnderLoadLogged checks that going under load is logged once per
+// spell of load and at most once a minute, with the flood counters.
+func TestUnderLoadLogged(t *testing.T) {
+	var logs syncBuffer
+	d, err := New(Options{TUN: tun.NewMemory("wg-load", 1420, 16), Bind: &discardBind{},
+		Logger: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	logged := func() int { return strings.Count(string(logs.Bytes()), "under load") }
+	at := func(d time.Duration) time.Time { return testEpoch.Add(d) }
+
+	d.markUnderLoad(at(0))
+	if logged() != 1 || !strings.Contains(string(logs.Bytes()), "cookies_dropped=0") {
+		t.Fatalf("going under load: %q", string(logs.Bytes()))
+	}
+	if !d.underLoad(at(500*time.Millisecond)) || d.underLoad(at(underLoadFor)) {
+		t.Fatal("under load for the wrong time")
+	}
+	d.markUnderLoad(at(100 * time.Millisecond)) // the same spell
+	d.markUnderLoad(at(5 * time.Second))        // a new spell within the minute
+	if logged() != 1 {
+		t.Fatalf("%d logs, want 1: %q", logged(), string(logs.Bytes()))
+	}
+	d.markUnderLoad(at(5*time.Second + underLoadLogEvery))
+	if logged() != 2 {
+		t.Fatalf("%d logs after a minute, want 2: %q", logged(), string(logs.Bytes()))
 	}
 }

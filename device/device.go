@@ -130,8 +130,11 @@ type Device struct {
 	// yet finished.
 	pending        atomic.Int64
 	underLoadUntil atomic.Int64 // unix nanoseconds
-	forceUnderLoad atomic.Bool  // tests: demand cookies regardless of load
-	lastSweep      time.Time    // handshake worker only
+	// underLoadLogged is when going under load was last logged (unix
+	// nanoseconds, 0 for never).
+	underLoadLogged atomic.Int64
+	forceUnderLoad  atomic.Bool // tests: demand cookies regardless of load
+	lastSweep       time.Time   // handshake worker only
 
 	done      chan struct{}
 	closing   atomic.Bool

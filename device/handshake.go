@@ -20,6 +20,10 @@ type identity struct {
 // handshake queue was last found filling up.
 const underLoadFor = time.Second
 
+// underLoadLogEvery is the least time between two logs of the device
+// going under load, so a flood that comes and goes does not flood the log.
+const underLoadLogEvery = time.Minute
+
 // initiate sends a handshake initiation to the peer. Outside retries
 // (retry false) it restarts the Rekey-Attempt-Time count, and it never
 // sends more than one initiation per Rekey-Timeout.
@@ -105,10 +109,28 @@ func (d *Device) underLoad(now time.Time) bool {
 		return true
 	}
 	if len(d.hsQ) >= cap(d.hsQ)/8 {
-		d.underLoadUntil.Store(now.Add(underLoadFor).UnixNano())
+		d.markUnderLoad(now)
 		return true
 	}
 	return now.UnixNano() < d.underLoadUntil.Load()
+}
+
+// markUnderLoad keeps the device under load until underLoadFor after now
+// and, when that starts a spell of load, logs it with the flood counters,
+// at most once every underLoadLogEvery.
+func (d *Device) markUnderLoad(now time.Time) {
+	t := now.UnixNano()
+	if d.underLoadUntil.Swap(now.Add(underLoadFor).UnixNano()) > t {
+		return // already under load
+	}
+	last := d.underLoadLogged.Load()
+	if last != 0 && t-last < int64(underLoadLogEvery) || !d.underLoadLogged.CompareAndSwap(last, t) {
+		return
+	}
+	st := d.Stats()
+	d.log.Info("handshake queue filling up: under load, answering handshakes without a valid cookie with cookie replies",
+		"cookies_sent", st.CookiesSent, "cookies_dropped", st.CookiesDropped,
+		"rate_limited", st.RateLimited, "handshakes_dropped", st.HandshakeDropped)
 }
 
 // handleHandshake processes one initiation or response. Sizes, mac1 and,
